@@ -4,4 +4,4 @@
 
 pub mod types;
 
-pub use types::{MachineType, Money, MoneyError, Points, Tier};
+pub use types::{CardState, MachineType, MemberState, Money, MoneyError, Points, RefusalCode, Tier};

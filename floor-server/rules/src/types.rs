@@ -186,6 +186,113 @@ impl MachineType {
     }
 }
 
+/// A club member's life cycle (RULES.md 1, "Membership", "End of membership").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberState {
+    Active,
+    SelfExcluded,
+    Banned,
+    /// Left on the member's own signed request: points unusable from that day, data blocked.
+    Left,
+    /// Ended by the operator (abuse, breach of rules, death): points deleted that day.
+    Terminated,
+}
+
+impl MemberState {
+    pub const ALL: [MemberState; 5] =
+        [MemberState::Active, MemberState::SelfExcluded, MemberState::Banned, MemberState::Left, MemberState::Terminated];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            MemberState::Active => "active",
+            MemberState::SelfExcluded => "self_excluded",
+            MemberState::Banned => "banned",
+            MemberState::Left => "left",
+            MemberState::Terminated => "terminated",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<MemberState> {
+        MemberState::ALL.into_iter().find(|t| t.code() == code)
+    }
+}
+
+/// A club card's life cycle: issued at reception, usable only once reception activates it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CardState {
+    Issued,
+    Active,
+    BlockedLost,
+    BlockedStolen,
+    Replaced,
+    Revoked,
+}
+
+impl CardState {
+    pub const ALL: [CardState; 6] = [
+        CardState::Issued,
+        CardState::Active,
+        CardState::BlockedLost,
+        CardState::BlockedStolen,
+        CardState::Replaced,
+        CardState::Revoked,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            CardState::Issued => "issued",
+            CardState::Active => "active",
+            CardState::BlockedLost => "blocked_lost",
+            CardState::BlockedStolen => "blocked_stolen",
+            CardState::Replaced => "replaced",
+            CardState::Revoked => "revoked",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<CardState> {
+        CardState::ALL.into_iter().find(|t| t.code() == code)
+    }
+}
+
+/// Why a card or a member may not earn or redeem here and now. The code travels to terminals;
+/// `player_text` is all a player may be shown (never the word "excluded" on a public screen).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalCode {
+    UnknownCard,
+    CardNotActivated,
+    CardBlocked,
+    CardReplaced,
+    CardRevoked,
+    SelfExcluded,
+    Banned,
+    MembershipEnded,
+    /// Another player's session or credits are on the machine.
+    MachineBusy,
+    /// The server cannot decide now (a fault); the terminal may retry.
+    Unavailable,
+}
+
+impl RefusalCode {
+    /// The sentence a player may see on a public screen: discreet about the reason.
+    pub fn player_text(self) -> &'static str {
+        match self {
+            RefusalCode::UnknownCard => "Card not recognised. Please contact reception.",
+            RefusalCode::CardNotActivated => "Card not yet activated. Please visit reception.",
+            RefusalCode::CardBlocked | RefusalCode::CardReplaced | RefusalCode::CardRevoked => {
+                "This card cannot be used. Please contact reception."
+            }
+            RefusalCode::SelfExcluded | RefusalCode::Banned | RefusalCode::MembershipEnded => {
+                "Please contact reception."
+            }
+            RefusalCode::MachineBusy => "Machine in use by another player.",
+            RefusalCode::Unavailable => "Club service unavailable. Please try again.",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +318,12 @@ mod tests {
         }
         for m in MachineType::ALL {
             assert_eq!(MachineType::from_code(m.code()), Some(m));
+        }
+        for m in MemberState::ALL {
+            assert_eq!(MemberState::from_code(m.code()), Some(m));
+        }
+        for c in CardState::ALL {
+            assert_eq!(CardState::from_code(c.code()), Some(c));
         }
     }
 }
