@@ -119,6 +119,18 @@ impl fmt::Display for Money {
     }
 }
 
+/// A staff member, as the floor server's staff register knows them. Corrections and manual tier
+/// decisions name the person who made them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StaffId(pub i64);
+
+/// A points lot or a free-play grant: the id of the ledger entry that opened it, assigned by the
+/// store when that entry is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LotId(pub i64);
+
 /// The club's tiers, lowest first (RULES.md 1, "Tiers").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -1,0 +1,222 @@
+//! Pricing and settling a member's ticket at a bar, restaurant, hotel desk or showcase.
+//!
+//! Key decisions:
+//! - Prices come from the catalogue the server passes (the outlet's articles); each line is paid
+//!   either with money or with points. The tier discount applies to both, per unit, except on
+//!   articles that already carry a discount; a discounted money price is rounded to the nearest
+//!   cent and a discounted point price to the nearest point, halves up. "Cash payments" in
+//!   RULES.md is read as any payment in money (cash, card), as opposed to points.
+//! - Members' free drinks (configured categories and SKUs, at the bar) cost nothing.
+//! - A member the exclusion gate refuses gets no member benefits: list prices, no free drinks, and
+//!   a ticket with a line paid by points is refused.
+//! - The daily limit at bars and restaurants is the member's available points: a settlement spends
+//!   them oldest first and is refused whole if they do not cover the points due.
+//! - At most one showcase article per member per day (configurable); the server counts what the
+//!   member took today by the casino's day and passes it in.
+//! - Settling also earns: the lines paid with money form a receipt, and `earning::receipt` decides
+//!   its points (cash only, tobacco excluded), so there is one earning rule for the POS and here.
+//!
+//! Not here: the catalogue's storage, the POS protocol, stock.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Rules;
+use crate::earning::{self, Earning, Receipt, ReceiptLine, Tender, category_in, not_negative, receipt_total};
+use crate::error::{Result, RulesError};
+use crate::gate::Member;
+use crate::ledger::{PointsEntry, RedeemFor};
+use crate::lots::{PointsLot, spend};
+use crate::types::{Money, Points};
+
+/// Where a member buys or redeems.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outlet {
+    Bar,
+    Restaurant,
+    Hotel,
+    /// The showcase ("vitrina") of articles for points.
+    Showcase,
+}
+
+/// An article of an outlet's catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Article {
+    pub sku: String,
+    /// The POS category (`coffee`, `tobacco`, ...), compared without regard to case.
+    pub category: String,
+    /// Money price per unit.
+    pub price: Money,
+    /// Point price per unit; `None` when it cannot be paid with points.
+    pub points_price: Option<Points>,
+    /// Already on a discount: the tier discount does not apply.
+    pub already_discounted: bool,
+}
+
+/// How a line is paid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayWith {
+    Money,
+    Points,
+}
+
+/// A line of a member's ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketLine {
+    pub sku: String,
+    pub quantity: u32,
+    pub pay_with: PayWith,
+}
+
+/// A member's ticket at one outlet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    pub outlet: Outlet,
+    pub lines: Vec<TicketLine>,
+    /// Showcase articles the member already took today (the casino's day).
+    pub showcase_taken_today: u32,
+}
+
+/// A priced line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PricedLine {
+    pub sku: String,
+    pub category: String,
+    pub quantity: u32,
+    pub pay_with: PayWith,
+    /// The tier discount applied, in percent (0 when none applied).
+    pub discount_percent: u32,
+    /// A member's free drink.
+    pub free_drink: bool,
+    /// Money due for the line (zero when paid with points).
+    pub money: Money,
+    /// Points due for the line (zero when paid with money).
+    pub points: Points,
+}
+
+/// A priced ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PricedTicket {
+    pub outlet: Outlet,
+    pub lines: Vec<PricedLine>,
+    pub money_due: Money,
+    pub points_due: Points,
+}
+
+/// Prices a ticket for a member at `now`.
+pub fn price(
+    rules: &Rules,
+    member: &Member,
+    catalogue: &[Article],
+    ticket: &Ticket,
+    now: DateTime<Utc>,
+) -> Result<PricedTicket> {
+    let config = &rules.config().redemption;
+    let benefits = member.gate(now);
+    if ticket.outlet == Outlet::Showcase {
+        let asked: u32 = ticket.lines.iter().map(|l| l.quantity).sum();
+        let limit = config.showcase_articles_per_day;
+        if ticket.showcase_taken_today.saturating_add(asked) > limit {
+            return Err(RulesError::ShowcaseLimit { limit, already: ticket.showcase_taken_today, asked });
+        }
+    }
+    let tier_discount = rules.config().discounts.get(member.tier);
+    let mut priced =
+        PricedTicket { outlet: ticket.outlet, lines: Vec::new(), money_due: Money::ZERO, points_due: Points::ZERO };
+    for line in &ticket.lines {
+        let article =
+            catalogue.iter().find(|a| a.sku == line.sku).ok_or_else(|| RulesError::UnknownArticle(line.sku.clone()))?;
+        if line.quantity == 0 {
+            return Err(RulesError::NotPositive { what: "quantity", value: "0".to_owned() });
+        }
+        not_negative("a catalogue price", article.price)?;
+        if line.pay_with == PayWith::Points {
+            benefits.map_err(RulesError::Refused)?;
+        }
+        let free_drink = benefits.is_ok()
+            && ticket.outlet == Outlet::Bar
+            && (category_in(&config.free_drink_categories, &article.category)
+                || config.free_drink_skus.contains(&article.sku));
+        let discount_percent =
+            if benefits.is_ok() && !article.already_discounted && !free_drink { tier_discount } else { 0 };
+        let keep = Decimal::from(100 - discount_percent) / Decimal::from(100);
+        let quantity = Decimal::from(line.quantity);
+        let (money, points) = match (free_drink, line.pay_with) {
+            (true, _) => (Money::ZERO, Points::ZERO),
+            (false, PayWith::Money) => {
+                let unit = (article.price.as_decimal() * keep)
+                    .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+                (Money::from_decimal_floor(unit * quantity), Points::ZERO)
+            }
+            (false, PayWith::Points) => {
+                let list = article
+                    .points_price
+                    .filter(|p| *p > Points::ZERO)
+                    .ok_or_else(|| RulesError::NotForPoints(article.sku.clone()))?;
+                let unit =
+                    (Decimal::from(list.0) * keep).round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero);
+                let unit = unit.to_i64().ok_or(RulesError::OutOfRange("a point price"))?;
+                (Money::ZERO, Points(unit * i64::from(line.quantity)))
+            }
+        };
+        priced.money_due += money;
+        priced.points_due += points;
+        priced.lines.push(PricedLine {
+            sku: article.sku.clone(),
+            category: article.category.clone(),
+            quantity: line.quantity,
+            pay_with: line.pay_with,
+            discount_percent,
+            free_drink,
+            money,
+            points,
+        });
+    }
+    Ok(priced)
+}
+
+/// The outcome of a settled ticket: points spent and points earned, to write with the sale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settlement {
+    pub ticket: PricedTicket,
+    /// The points spent on the lines paid with points, oldest lot first.
+    pub points: Vec<PointsEntry>,
+    /// What the money paid earns.
+    pub earning: Earning,
+}
+
+/// Prices and settles a ticket: the money tenders must add up to the money due and the member's
+/// available points must cover the points due; anything wrong refuses the whole ticket.
+pub fn settle(
+    rules: &Rules,
+    member: &Member,
+    catalogue: &[Article],
+    ticket: &Ticket,
+    tenders: &[Tender],
+    lots: &[PointsLot],
+    now: DateTime<Utc>,
+) -> Result<Settlement> {
+    let priced = price(rules, member, catalogue, ticket, now)?;
+    let receipt = Receipt {
+        outlet: priced.outlet,
+        lines: priced
+            .lines
+            .iter()
+            .filter(|l| l.pay_with == PayWith::Money)
+            .map(|l| ReceiptLine { category: l.category.clone(), amount: l.money })
+            .collect(),
+        tenders: tenders.to_vec(),
+    };
+    receipt_total(&receipt.lines, &receipt.tenders)?;
+    let points = if priced.points_due > Points::ZERO {
+        spend(rules, member, lots, priced.points_due, RedeemFor::Purchase(priced.outlet), now)?
+    } else {
+        Vec::new()
+    };
+    let earning = earning::receipt(rules, member, &receipt, now)?;
+    Ok(Settlement { ticket: priced, points, earning })
+}
