@@ -52,20 +52,21 @@ impl Debouncer {
         self.present = Some(card);
     }
 
-    /// The reader reports no card (or can no longer tell) at `now`: the card counts as removed
-    /// after the hold time unless it is seen again. An earlier pending removal is kept.
+    /// The reader reports no card at `now`: the card counts as removed after the hold time unless
+    /// it is seen again. An earlier pending removal is kept.
     pub fn card_absent(&mut self, now: Instant) {
-        if self.present.is_some() && self.removal_at.is_none() {
-            self.removal_at = Some(now + self.hold);
-        }
+        self.remove_by(now + self.hold);
     }
 
     /// The reader can no longer tell whether the card is there (pcscd gone, reader unplugged, serial
     /// device vanished): the card counts as removed after `grace` unless it is seen again. An
     /// earlier pending removal is kept.
     pub fn presence_unknown(&mut self, now: Instant, grace: Duration) {
+        self.remove_by(now + grace);
+    }
+
+    fn remove_by(&mut self, at: Instant) {
         if self.present.is_some() {
-            let at = now + grace;
             self.removal_at = Some(self.removal_at.map_or(at, |pending| pending.min(at)));
         }
     }
@@ -212,6 +213,17 @@ mod tests {
         d.card_absent(t);
         d.presence_unknown(ms(t, 100), Duration::from_secs(5));
         assert_eq!(d.poll_timeout(), Some(ms(t, 500)));
+    }
+
+    #[test]
+    fn absence_seen_during_an_outage_shortens_the_wait() {
+        let t = Instant::now();
+        let mut d = Debouncer::new("r", HOLD);
+        let mut ev = Vec::new();
+        d.card_present(card("AAAA"), &mut ev);
+        d.presence_unknown(t, Duration::from_secs(5));
+        d.card_absent(ms(t, 1_000));
+        assert_eq!(d.poll_timeout(), Some(ms(t, 1_500)));
     }
 
     #[test]
