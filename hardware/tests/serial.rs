@@ -1,0 +1,316 @@
+//! Serial readers over socat pty pairs: the reader opens one end by path, the test writes to the
+//! other, and stops and restarts socat to make the device vanish and return.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hardware::serial::{Charset, LineFormat};
+use hardware::{CardEvent, CardId, CardReader, SerialConfig, SerialFormat, SerialReader};
+use tokio::time::timeout;
+
+const WAIT: Duration = Duration::from_secs(10);
+const HOLD: Duration = Duration::from_millis(300);
+const NAME: &str = "slot-7";
+
+/// `true` when socat is installed; otherwise prints `skipped: …`, or panics under
+/// `CLUB_REQUIRE_ALL=1`.
+fn socat_or_skip() -> bool {
+    let found = Command::new("socat").arg("-V").stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+    if found {
+        return true;
+    }
+    if std::env::var_os("CLUB_REQUIRE_ALL").is_some_and(|v| v == "1") {
+        panic!("CLUB_REQUIRE_ALL=1 and socat is not installed");
+    }
+    println!("skipped: socat is not installed (Debian package socat)");
+    false
+}
+
+/// A socat pty pair: `reader` is the device the card reader opens, `writer` the test's end.
+struct PtyPair {
+    child: Option<Child>,
+    reader: PathBuf,
+    writer: PathBuf,
+}
+
+impl PtyPair {
+    fn start(dir: &Path) -> Self {
+        let mut pair = Self { child: None, reader: dir.join("reader"), writer: dir.join("writer") };
+        pair.restart();
+        pair
+    }
+
+    /// (Re)starts socat on the same paths and waits until both exist.
+    fn restart(&mut self) {
+        assert!(self.child.is_none(), "socat still runs");
+        let child = Command::new("socat")
+            .arg(format!("pty,raw,echo=0,link={}", self.reader.display()))
+            .arg(format!("pty,raw,echo=0,link={}", self.writer.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("socat starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + WAIT;
+        while !(self.reader.exists() && self.writer.exists()) {
+            assert!(Instant::now() < deadline, "socat made no ptys");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Stops socat: both ptys vanish.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // socat killed outright leaves its links behind, dangling.
+        let _ = std::fs::remove_file(&self.reader);
+        let _ = std::fs::remove_file(&self.writer);
+    }
+
+    fn open_writer(&self) -> std::fs::File {
+        std::fs::OpenOptions::new().write(true).open(&self.writer).expect("the writer end opens")
+    }
+}
+
+impl Drop for PtyPair {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn config(pair: &PtyPair, format: SerialFormat) -> SerialConfig {
+    SerialConfig {
+        hold: HOLD,
+        reopen_interval: Duration::from_millis(100),
+        ..SerialConfig::new(NAME, &pair.reader, format)
+    }
+}
+
+/// An RDM6300 frame for ten hex digits, with its checksum.
+fn rdm6300(id: &str) -> Vec<u8> {
+    let bytes: Vec<u8> = (0..5).map(|i| u8::from_str_radix(&id[2 * i..2 * i + 2], 16).unwrap()).collect();
+    let checksum = bytes.iter().fold(0, |a, b| a ^ b);
+    let mut frame = vec![0x02];
+    frame.extend_from_slice(id.as_bytes());
+    frame.extend_from_slice(format!("{checksum:02X}").as_bytes());
+    frame.push(0x03);
+    frame
+}
+
+fn inserted(id: &str) -> CardEvent {
+    CardEvent::Inserted { reader: NAME.into(), card: CardId::parse(id).unwrap() }
+}
+
+fn removed(id: &str) -> CardEvent {
+    CardEvent::Removed { reader: NAME.into(), card: CardId::parse(id).unwrap() }
+}
+
+async fn next(reader: &mut CardReader) -> CardEvent {
+    timeout(WAIT, reader.next_event()).await.expect("no card event within the deadline").expect("the reader stopped")
+}
+
+async fn until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !condition() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Opens the reader on the pair and waits until it has the device open.
+async fn open_reader(pair: &PtyPair, format: SerialFormat) -> CardReader {
+    let reader = SerialReader::spawn(config(pair, format));
+    until("the reader has opened the device", || reader.counters().connections() == 1).await;
+    reader
+}
+
+#[tokio::test]
+async fn serial_em4100_tag_is_inserted_while_its_frames_repeat_and_removed_after_silence() {
+    if !socat_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pair = PtyPair::start(dir.path());
+    let mut reader = open_reader(&pair, SerialFormat::Em4100).await;
+    let mut out = pair.open_writer();
+    let started = Instant::now();
+    for _ in 0..3 {
+        out.write_all(&rdm6300("0F00285A3C")).unwrap();
+    }
+    assert_eq!(next(&mut reader).await, inserted("0F00285A3C"));
+    assert_eq!(next(&mut reader).await, removed("0F00285A3C"));
+    assert!(started.elapsed() >= HOLD, "removed before the hold time");
+    assert_eq!(reader.counters().rejected_frames(), 0);
+}
+
+#[tokio::test]
+async fn serial_corrupted_frames_are_rejected_counted_and_never_an_id() {
+    if !socat_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pair = PtyPair::start(dir.path());
+    let mut reader = open_reader(&pair, SerialFormat::Em4100).await;
+    let mut out = pair.open_writer();
+    let good = rdm6300("0F00285A3C");
+    let mut bad_checksum = good.clone();
+    bad_checksum[12] = b'2';
+    let mut bad_digit = good.clone();
+    bad_digit[4] = b'1';
+    let mut cut_short = good.clone();
+    cut_short.remove(6);
+    for frame in [&bad_checksum, &bad_digit, &cut_short, &good] {
+        out.write_all(frame).unwrap();
+    }
+    assert_eq!(next(&mut reader).await, inserted("0F00285A3C"), "the first event is the good frame's");
+    assert_eq!(reader.counters().rejected_frames(), 3);
+}
+
+#[tokio::test]
+async fn serial_frames_split_across_reads_decode() {
+    if !socat_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pair = PtyPair::start(dir.path());
+    let mut reader = open_reader(&pair, SerialFormat::Em4100).await;
+    let mut out = pair.open_writer();
+    // Byte by byte with pauses, so the reader gets the frame in many reads.
+    for byte in rdm6300("1122334455") {
+        out.write_all(&[byte]).unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(next(&mut reader).await, inserted("1122334455"));
+}
+
+#[tokio::test]
+async fn serial_device_vanishing_and_returning_is_reopened() {
+    if !socat_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut pair = PtyPair::start(dir.path());
+    pair.stop();
+    // The reader starts while the device is missing, and opens it once it appears.
+    let mut reader = SerialReader::spawn(config(&pair, SerialFormat::Em4100));
+    pair.restart();
+    until("the reader has opened the device", || reader.counters().connections() == 1).await;
+    pair.open_writer().write_all(&rdm6300("0F00285A3C")).unwrap();
+    assert_eq!(next(&mut reader).await, inserted("0F00285A3C"));
+
+    pair.stop();
+    assert_eq!(next(&mut reader).await, removed("0F00285A3C"));
+    pair.restart();
+    until("the reader has reopened the device", || reader.counters().connections() == 2).await;
+    pair.open_writer().write_all(&rdm6300("1122334455")).unwrap();
+    assert_eq!(next(&mut reader).await, inserted("1122334455"));
+}
+
+#[tokio::test]
+async fn serial_garbage_flood_neither_starves_nor_crashes_the_reader() {
+    if !socat_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pair = PtyPair::start(dir.path());
+    let mut reader = open_reader(&pair, SerialFormat::Em4100).await;
+
+    // Another task on this (single-threaded) runtime, which a starving reader would stop.
+    let ticks = Arc::new(AtomicU64::new(0));
+    let ticker = tokio::spawn({
+        let ticks = Arc::clone(&ticks);
+        async move {
+            let mut every = tokio::time::interval(Duration::from_millis(5));
+            loop {
+                every.tick().await;
+                ticks.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+
+    // 4 MiB of pseudo-random bytes with a good frame after every 4 KiB, from a plain thread.
+    let mut out = pair.open_writer();
+    let flood = std::thread::spawn(move || {
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut chunk = vec![0u8; 4096];
+        for _ in 0..1024 {
+            for b in &mut chunk {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                *b = state as u8;
+            }
+            out.write_all(&chunk).unwrap();
+            out.write_all(&rdm6300("0F00285A3C")).unwrap();
+        }
+        out
+    });
+    let started = tokio::time::Instant::now();
+    let ticks_before = ticks.load(Ordering::Relaxed);
+    let mut events = Vec::new();
+    while !flood.is_finished() {
+        if let Ok(Some(event)) = timeout(Duration::from_millis(50), reader.next_event()).await {
+            events.push(event);
+        }
+    }
+    let flood_time = started.elapsed();
+    let ticked = ticks.load(Ordering::Relaxed) - ticks_before;
+    let mut out = flood.join().unwrap();
+
+    assert!(events.iter().all(|e| e.card().expose() == "0F00285A3C"), "only the good id: {events:?}");
+    assert_eq!(events.first(), Some(&inserted("0F00285A3C")));
+    assert!(reader.counters().rejected_frames() > 0);
+    // The ticker ran through the flood (at a quarter of its rate at least).
+    let expected = flood_time.as_millis() as u64 / 5;
+    assert!(ticked * 4 >= expected, "ticker ran {ticked} times in {flood_time:?}");
+    // And the reader still reads.
+    out.write_all(&rdm6300("1122334455")).unwrap();
+    let tail = [next(&mut reader).await, next(&mut reader).await];
+    assert!(tail.contains(&inserted("1122334455")), "{tail:?}");
+    ticker.abort();
+    eprintln!("flood: 4 MiB in {flood_time:?}, {} frames rejected, ticker ran {ticked} times", reader.counters().rejected_frames());
+}
+
+#[tokio::test]
+async fn serial_track2_swipe_with_lrc() {
+    if !socat_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pair = PtyPair::start(dir.path());
+    let mut reader = open_reader(&pair, SerialFormat::Track2 { lrc: true }).await;
+    let body = "6012345678901234=2912101123456789";
+    let lrc = body.bytes().fold((b';' ^ b'?') & 0x0F, |acc, c| acc ^ (c & 0x0F));
+    let mut swipe = format!(";{body}?").into_bytes();
+    swipe.push(0x30 | lrc);
+    swipe.extend(b"\r\n");
+    let mut wrong = swipe.clone();
+    wrong[3] = b'9';
+    let mut out = pair.open_writer();
+    out.write_all(&wrong).unwrap();
+    out.write_all(&swipe).unwrap();
+    assert_eq!(next(&mut reader).await, inserted("6012345678901234"));
+    assert_eq!(reader.counters().rejected_frames(), 1);
+    assert_eq!(next(&mut reader).await, removed("6012345678901234"), "a swipe is over after the hold time");
+}
+
+#[tokio::test]
+async fn serial_line_format_reader() {
+    if !socat_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pair = PtyPair::start(dir.path());
+    let format = LineFormat::new(b"", b"\r\n", Charset::Decimal, 10, 10).unwrap();
+    let mut reader = open_reader(&pair, SerialFormat::Line(format)).await;
+    pair.open_writer().write_all(b"12345\r\n0004718592\r\n").unwrap();
+    assert_eq!(next(&mut reader).await, inserted("0004718592"));
+    assert_eq!(reader.counters().rejected_frames(), 1);
+}
