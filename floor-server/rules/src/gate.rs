@@ -110,8 +110,8 @@ impl Standing {
 pub struct Member {
     pub standing: Standing,
     pub tier: Tier,
-    /// Qualifying points at the decision's `now`, before the event being decided
-    /// (see `tiers::qualifying_points`).
+    /// Qualifying points at the decision's `now` from the entries recorded before the event being
+    /// decided (`tiers::qualifying_points`).
     pub qualifying: Points,
 }
 

@@ -2,9 +2,11 @@
 //! Chairman, the annual review.
 //!
 //! Key decisions:
-//! - Qualifying points are the `Earned` entries dated in the window `(now - 12 months, now]`.
-//!   Redemptions, expiries and corrections do not count: a correction that should move the tier
-//!   is followed by a manager review.
+//! - Qualifying points are the `Earned` entries dated after `now - 12 months`. Entries dated after
+//!   `now` count too: when events arrive out of order (a terminal forwarding its outbox late), an
+//!   event is decided at its own time against everything already recorded, so a day's promotions
+//!   do not depend on the order its events arrive. Redemptions, expiries and corrections do not
+//!   count: a correction that should move the tier is followed by a manager review.
 //! - Promotion to Silver or Gold happens at the earning that crosses the threshold (qualifying
 //!   before it below, after it at or above), so it is written with that earning. A member a manager
 //!   placed below their points is not promoted back until the next crossing or review.
@@ -57,19 +59,19 @@ pub enum Reviewer {
     Manager(StaffId),
 }
 
-/// The qualifying window's open start: entries dated after it (and not after `now`) qualify.
+/// The qualifying window's open start: `Earned` entries dated after it qualify.
 pub fn qualifying_since(rules: &Rules, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
     now.checked_sub_months(Months::new(rules.config().tiers.qualifying_window_months)).ok_or(RulesError::DateOutOfRange)
 }
 
-/// A member's qualifying points at `now`, from their points entries.
+/// A member's qualifying points at `now`, from the points entries recorded so far.
 pub fn qualifying_points<'a>(
     rules: &Rules,
     entries: impl IntoIterator<Item = &'a PointsEntry>,
     now: DateTime<Utc>,
 ) -> Result<Points> {
     let since = qualifying_since(rules, now)?;
-    Ok(entries.into_iter().filter(|e| since < e.at && e.at <= now).fold(Points::ZERO, |sum, e| sum + e.qualifying()))
+    Ok(entries.into_iter().filter(|e| since < e.at).fold(Points::ZERO, |sum, e| sum + e.qualifying()))
 }
 
 /// The automatic tier these qualifying points earn (never above Gold).

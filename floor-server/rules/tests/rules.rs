@@ -945,9 +945,9 @@ mod tiers_and_reviews {
                 ("2024-06-01 12:00", 5_000, earned()), // exactly 12 months ago: out
                 ("2024-06-01 12:01", 3_000, earned()),
                 ("2025-06-01 12:00", 2_000, earned()),
-                ("2025-06-01 12:01", 1_000, earned()), // after now: not yet
+                ("2025-06-01 12:01", 1_000, earned()), // recorded, dated after an event that arrived late
             ],
-            5_000,
+            6_000,
         );
     }
 
