@@ -39,7 +39,9 @@ pub fn quote(rules: &Rules, tier: Tier, points: Points) -> Result<Money> {
 /// The entries of one cashback: the points spent (oldest first) and the free play issued.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cashback {
+    /// The points spent, one entry per lot drawn from.
     pub points: Vec<PointsEntry>,
+    /// The free play issued: it opens a grant.
     pub free_play: FreePlayEntry,
 }
 
@@ -75,7 +77,7 @@ pub fn send(
         return Err(RulesError::NotPositive { what: "free play to send", value: amount.to_string() });
     }
     draw(grants, amount, FreePlayKind::Sent, now, rules.version())
-        .ok_or(RulesError::InsufficientFreePlay { wanted: amount, available: available(grants, now) })
+        .ok_or_else(|| RulesError::InsufficientFreePlay { wanted: amount, available: available(grants, now) })
 }
 
 /// Puts back what a failed transfer took: `sent` are the entries `send` returned.

@@ -27,14 +27,21 @@ use crate::types::{MachineType, Money, Points, Tier};
 pub struct RulesConfig {
     /// The operator's name for this set of rules, recorded with every decision it makes.
     pub version: String,
+    /// Earning rates at machines and bars.
     pub earning: EarningConfig,
+    /// Validity of points lots.
     pub points: PointsConfig,
+    /// Tier thresholds and the qualifying window.
     pub tiers: TierConfig,
+    /// Cashback rates, minimum and step.
     pub cashback: CashbackConfig,
+    /// The free-play ledger's expiry.
     pub free_play: FreePlayConfig,
     /// Tier discount in whole percent, on points and on money payments by members.
     pub discounts: PerTier<u32>,
+    /// Showcase limit and members' free drinks.
     pub redemption: RedemptionConfig,
+    /// When a correction needs a second person.
     pub corrections: CorrectionConfig,
     /// Live table games by the code croupiers record (`blackjack`, `poker`, ...). Listing any game
     /// in the file replaces the whole default list.
@@ -142,9 +149,12 @@ pub enum TableGame {
     /// theoretical win = average bet x hours x decisions per hour x house edge;
     /// points = theoretical win x points per EUR of theoretical win.
     TheoreticalWin {
+        /// Hands, spins or rolls an hour at a typical table.
         decisions_per_hour: u32,
+        /// The house's edge on an average bet, in percent.
         #[serde(with = "text")]
         house_edge_percent: Decimal,
+        /// Points per EUR of theoretical win.
         #[serde(with = "text")]
         points_per_eur: Decimal,
         /// Ratings with an average bet below this are flagged for the pit boss.
@@ -158,6 +168,7 @@ pub enum TableGame {
     },
     /// Rated by time alone (poker: the house takes a rake, not the player's losses).
     Time {
+        /// Points per hour at the table.
         #[serde(with = "text")]
         points_per_hour: Decimal,
         /// Ratings longer than this are flagged for the pit boss.

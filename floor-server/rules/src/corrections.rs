@@ -23,7 +23,9 @@ use crate::types::{Points, StaffId};
 pub struct CorrectionRequest {
     /// Points to add (positive) or take away (negative).
     pub points: Points,
+    /// Why (a system fault, a fraud attempt, ...): recorded on every entry.
     pub reason: String,
+    /// Who asked for it.
     pub by: StaffId,
 }
 

@@ -102,6 +102,7 @@ pub(crate) fn refused(rules: &Rules, member: &Member, now: DateTime<Utc>) -> Opt
 /// Play recorded at a machine while the member's card was in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MachinePlay {
+    /// The machine type of the terminal's machine: it decides the rate and the carry category.
     pub machine: MachineType,
     /// Coin-in (total wagered) in this event.
     pub wagered: Money,
@@ -110,7 +111,9 @@ pub struct MachinePlay {
 /// The decision on a machine play, and the member's new carry for that machine type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MachineEarning {
+    /// Points given, or why none.
     pub earning: Earning,
+    /// The member's carry-over for this machine type, to store in place of the old one.
     pub carry: Money,
 }
 
@@ -138,8 +141,11 @@ pub fn machine_play(
 /// A receipt as the POS reports it. Only bar and restaurant receipts earn.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {
+    /// Where it was rung up.
     pub outlet: Outlet,
+    /// What was bought.
     pub lines: Vec<ReceiptLine>,
+    /// How it was paid; together exactly the lines' total.
     pub tenders: Vec<Tender>,
 }
 

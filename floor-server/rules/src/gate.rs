@@ -18,6 +18,7 @@ use crate::types::{CardState, MemberState, Points, RefusalCode, Tier};
 /// Everything the gate looks at.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Standing {
+    /// The member's life-cycle state.
     pub member: MemberState,
     /// The card presented; `None` when staff identified the member without a card (at a desk).
     pub card: Option<CardState>,
@@ -29,7 +30,9 @@ pub struct Standing {
 /// A time-bounded exclusion of a person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Exclusion {
+    /// Who excluded the person.
     pub kind: ExclusionKind,
+    /// The first moment it applies.
     pub from: DateTime<Utc>,
     /// The first moment it no longer applies; `None` until lifted.
     pub until: Option<DateTime<Utc>>,
@@ -48,6 +51,7 @@ pub enum ExclusionKind {
 }
 
 impl ExclusionKind {
+    /// Every kind.
     pub const ALL: [ExclusionKind; 3] = [ExclusionKind::Register, ExclusionKind::OwnRequest, ExclusionKind::Ban];
 
     /// The storage code.
@@ -59,6 +63,7 @@ impl ExclusionKind {
         }
     }
 
+    /// The kind with this storage code.
     pub fn from_code(code: &str) -> Option<ExclusionKind> {
         ExclusionKind::ALL.into_iter().find(|k| k.code() == code)
     }
@@ -108,7 +113,9 @@ impl Standing {
 /// The small state the server loads before asking the rules about one member.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
+    /// What the exclusion gate looks at.
     pub standing: Standing,
+    /// The member's tier now.
     pub tier: Tier,
     /// Qualifying points at the decision's `now` from the entries recorded before the event being
     /// decided (`tiers::qualifying_points`).

@@ -54,9 +54,13 @@ pub enum LotRef {
 pub struct Entry<Q, K> {
     /// When it took effect: the event's time, or a lot's expiry moment for an expiry.
     pub at: DateTime<Utc>,
+    /// Why the balance moved.
     pub kind: K,
+    /// What it adds to the balance (negative when it takes away).
     pub amount: Q,
+    /// The lot it opens or changes.
     pub lot: LotRef,
+    /// The rules that decided it.
     pub rule_version: RuleVersion,
 }
 
@@ -86,6 +90,7 @@ pub enum PointsKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EarnSource {
+    /// Play at a machine of this type.
     Machine(MachineType),
     /// A bar or restaurant receipt paid (partly) in cash.
     Receipt,
@@ -97,7 +102,9 @@ pub enum EarnSource {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RedeemFor {
+    /// Free play for the machines.
     Cashback,
+    /// Articles or services at an outlet.
     Purchase(Outlet),
 }
 

@@ -28,11 +28,13 @@ impl Quantity for Money {}
 /// A lot as the store holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lot<Q> {
+    /// The id of the entry that opened it.
     pub id: LotId,
     /// When it was earned or issued.
     pub opened_at: DateTime<Utc>,
     /// The first moment it can no longer be used.
     pub expires_at: DateTime<Utc>,
+    /// What is left of it.
     pub remaining: Q,
 }
 
@@ -151,5 +153,5 @@ pub(crate) fn draw_points(
     version: &RuleVersion,
 ) -> Result<Vec<PointsEntry>> {
     draw(lots, points, kind, now, version)
-        .ok_or(RulesError::InsufficientPoints { wanted: points, available: available(lots, now) })
+        .ok_or_else(|| RulesError::InsufficientPoints { wanted: points, available: available(lots, now) })
 }

@@ -31,6 +31,7 @@ pub const MINIMUM_AGE: i32 = 18;
 /// A person asking to join at reception.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Applicant {
+    /// Date of birth, from the identity document.
     pub born_on: NaiveDate,
     /// Their exclusions on record (register entries, own requests, bans).
     pub exclusions: Vec<Exclusion>,
@@ -89,6 +90,7 @@ pub enum EndReason {
 }
 
 impl EndReason {
+    /// Every reason.
     pub const ALL: [EndReason; 6] = [
         EndReason::MemberRequest,
         EndReason::ClubClosure,
@@ -110,6 +112,7 @@ impl EndReason {
         }
     }
 
+    /// The reason with this storage code.
     pub fn from_code(code: &str) -> Option<EndReason> {
         EndReason::ALL.into_iter().find(|r| r.code() == code)
     }
@@ -125,7 +128,9 @@ impl EndReason {
 pub struct MembershipEnd {
     /// The member's state from now on.
     pub state: MemberState,
+    /// Deletion (and due expiry) entries for the points lots; none when balances are kept.
     pub points: Vec<PointsEntry>,
+    /// The same for the free-play grants.
     pub free_play: Vec<FreePlayEntry>,
 }
 

@@ -29,7 +29,7 @@ use crate::error::{Result, RulesError};
 use crate::gate::Member;
 use crate::ledger::{PointsEntry, RedeemFor};
 use crate::lots::{PointsLot, spend};
-use crate::types::{Money, Points};
+use crate::types::{Money, Points, Tier};
 
 /// Where a member buys or redeems.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -67,15 +67,20 @@ pub enum PayWith {
 /// A line of a member's ticket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TicketLine {
+    /// The article, by the catalogue's SKU.
     pub sku: String,
+    /// How many; at least 1.
     pub quantity: u32,
+    /// Money or points.
     pub pay_with: PayWith,
 }
 
 /// A member's ticket at one outlet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ticket {
+    /// Where the member buys.
     pub outlet: Outlet,
+    /// What the member asks for.
     pub lines: Vec<TicketLine>,
     /// Showcase articles the member already took today (the casino's day).
     pub showcase_taken_today: u32,
@@ -101,9 +106,13 @@ pub struct PricedLine {
 /// A priced ticket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PricedTicket {
+    /// Where.
     pub outlet: Outlet,
+    /// Each line priced, in the ticket's order.
     pub lines: Vec<PricedLine>,
+    /// The money the tenders must add up to.
     pub money_due: Money,
+    /// The points the member's available points must cover.
     pub points_due: Points,
 }
 
@@ -115,73 +124,87 @@ pub fn price(
     ticket: &Ticket,
     now: DateTime<Utc>,
 ) -> Result<PricedTicket> {
-    let config = &rules.config().redemption;
-    let benefits = member.gate(now);
+    let gate = member.gate(now);
     if ticket.outlet == Outlet::Showcase {
         let asked: u32 = ticket.lines.iter().map(|l| l.quantity).sum();
-        let limit = config.showcase_articles_per_day;
+        let limit = rules.config().redemption.showcase_articles_per_day;
         if ticket.showcase_taken_today.saturating_add(asked) > limit {
             return Err(RulesError::ShowcaseLimit { limit, already: ticket.showcase_taken_today, asked });
         }
     }
-    let tier_discount = rules.config().discounts.get(member.tier);
     let mut priced =
         PricedTicket { outlet: ticket.outlet, lines: Vec::new(), money_due: Money::ZERO, points_due: Points::ZERO };
     for line in &ticket.lines {
+        if line.pay_with == PayWith::Points {
+            gate.map_err(RulesError::Refused)?;
+        }
         let article =
             catalogue.iter().find(|a| a.sku == line.sku).ok_or_else(|| RulesError::UnknownArticle(line.sku.clone()))?;
-        if line.quantity == 0 {
-            return Err(RulesError::NotPositive { what: "quantity", value: "0".to_owned() });
-        }
-        not_negative("a catalogue price", article.price)?;
-        if line.pay_with == PayWith::Points {
-            benefits.map_err(RulesError::Refused)?;
-        }
-        let free_drink = benefits.is_ok()
-            && ticket.outlet == Outlet::Bar
-            && (category_in(&config.free_drink_categories, &article.category)
-                || config.free_drink_skus.contains(&article.sku));
-        let discount_percent =
-            if benefits.is_ok() && !article.already_discounted && !free_drink { tier_discount } else { 0 };
-        let keep = Decimal::from(100 - discount_percent) / Decimal::from(100);
-        let quantity = Decimal::from(line.quantity);
-        let (money, points) = match (free_drink, line.pay_with) {
-            (true, _) => (Money::ZERO, Points::ZERO),
-            (false, PayWith::Money) => {
-                let unit = (article.price.as_decimal() * keep)
-                    .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
-                (Money::from_decimal_floor(unit * quantity), Points::ZERO)
-            }
-            (false, PayWith::Points) => {
-                let list = article
-                    .points_price
-                    .filter(|p| *p > Points::ZERO)
-                    .ok_or_else(|| RulesError::NotForPoints(article.sku.clone()))?;
-                let unit =
-                    (Decimal::from(list.0) * keep).round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero);
-                let unit = unit.to_i64().ok_or(RulesError::OutOfRange("a point price"))?;
-                (Money::ZERO, Points(unit * i64::from(line.quantity)))
-            }
-        };
-        priced.money_due += money;
-        priced.points_due += points;
-        priced.lines.push(PricedLine {
-            sku: article.sku.clone(),
-            category: article.category.clone(),
-            quantity: line.quantity,
-            pay_with: line.pay_with,
-            discount_percent,
-            free_drink,
-            money,
-            points,
-        });
+        let tier = gate.is_ok().then_some(member.tier);
+        let priced_line = price_line(rules, tier, ticket.outlet, article, line)?;
+        priced.money_due += priced_line.money;
+        priced.points_due += priced_line.points;
+        priced.lines.push(priced_line);
     }
     Ok(priced)
+}
+
+/// One line; `tier` is `None` for a person who gets no member benefits.
+fn price_line(
+    rules: &Rules,
+    tier: Option<Tier>,
+    outlet: Outlet,
+    article: &Article,
+    line: &TicketLine,
+) -> Result<PricedLine> {
+    if line.quantity == 0 {
+        return Err(RulesError::NotPositive { what: "quantity", value: "0".to_owned() });
+    }
+    not_negative("a catalogue price", article.price)?;
+    let config = &rules.config().redemption;
+    let free_drink = tier.is_some()
+        && outlet == Outlet::Bar
+        && (category_in(&config.free_drink_categories, &article.category)
+            || config.free_drink_skus.contains(&article.sku));
+    let discount_percent = match tier {
+        Some(tier) if !article.already_discounted && !free_drink => rules.config().discounts.get(tier),
+        _ => 0,
+    };
+    let keep = Decimal::from(100 - discount_percent) / Decimal::from(100);
+    let quantity = Decimal::from(line.quantity);
+    let (money, points) = match (free_drink, line.pay_with) {
+        (true, _) => (Money::ZERO, Points::ZERO),
+        (false, PayWith::Money) => {
+            let unit =
+                (article.price.as_decimal() * keep).round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+            (Money::from_decimal_floor(unit * quantity), Points::ZERO)
+        }
+        (false, PayWith::Points) => {
+            let list = article
+                .points_price
+                .filter(|p| *p > Points::ZERO)
+                .ok_or_else(|| RulesError::NotForPoints(article.sku.clone()))?;
+            let unit = (Decimal::from(list.0) * keep).round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero);
+            let total = (unit * quantity).to_i64().ok_or(RulesError::OutOfRange("a point price"))?;
+            (Money::ZERO, Points(total))
+        }
+    };
+    Ok(PricedLine {
+        sku: article.sku.clone(),
+        category: article.category.clone(),
+        quantity: line.quantity,
+        pay_with: line.pay_with,
+        discount_percent,
+        free_drink,
+        money,
+        points,
+    })
 }
 
 /// The outcome of a settled ticket: points spent and points earned, to write with the sale.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settlement {
+    /// The ticket as priced.
     pub ticket: PricedTicket,
     /// The points spent on the lines paid with points, oldest lot first.
     pub points: Vec<PointsEntry>,

@@ -31,7 +31,9 @@ const POINT_PLACES: u32 = 4;
 pub struct TableRating {
     /// The game code, a key of the configuration's `tables`.
     pub game: String,
+    /// How long the member played.
     pub played: Played,
+    /// The average bet the croupier or inspector recorded.
     pub average_bet: Money,
 }
 
@@ -39,7 +41,9 @@ pub struct TableRating {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Played {
+    /// A number of minutes.
     Minutes(u32),
+    /// From a start to an end time (counted to the second).
     Between { start: DateTime<Utc>, end: DateTime<Utc> },
 }
 
@@ -60,6 +64,7 @@ impl Played {
 pub struct PointFraction(Decimal);
 
 impl PointFraction {
+    /// No fraction carried.
     pub const ZERO: PointFraction = PointFraction(Decimal::ZERO);
 
     /// Checks the range and the places (the storage form is this decimal as text).
@@ -70,6 +75,7 @@ impl PointFraction {
         Ok(PointFraction(value))
     }
 
+    /// The fraction as a decimal.
     pub fn as_decimal(self) -> Decimal {
         self.0
     }
@@ -100,9 +106,11 @@ pub enum RatingFlag {
 /// The decision on a rating.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableEarning {
+    /// Points given, or why none.
     pub earning: Earning,
     /// The rating's theoretical win, rounded down to the cent (none for games rated by time).
     pub theoretical_win: Option<Money>,
+    /// What the pit boss should look at.
     pub flags: Vec<RatingFlag>,
     /// The member's new table carry-over.
     pub carry: PointFraction,

@@ -31,8 +31,11 @@ use crate::types::{Points, StaffId, Tier};
 /// A decision about a member's tier, for the server to apply and record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TierEvent {
+    /// When it was decided.
     pub at: DateTime<Utc>,
+    /// What was decided.
     pub kind: TierEventKind,
+    /// The rules that decided it.
     pub rule_version: RuleVersion,
 }
 
@@ -56,6 +59,7 @@ pub enum TierEventKind {
 pub enum Reviewer {
     /// The annual review on this membership anniversary.
     Anniversary(NaiveDate),
+    /// A manager's review at any time.
     Manager(StaffId),
 }
 
