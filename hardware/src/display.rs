@@ -6,7 +6,9 @@
 //! blank the rows not given) and more lines than rows is an error rather than a silently lost line.
 //! The LCD driver is the maintained `i2c-character-display` crate (embedded-hal 1.0); text is mapped
 //! to the HD44780's ROM A00 first (`ä ö ü ß ° µ` have glyphs there, other non-ASCII shows `?`),
-//! because that driver sends each `char` truncated to a byte. Unchanged rows are not re-sent.
+//! because that driver sends each `char` truncated to a byte. Unchanged rows are not re-sent. A bus
+//! error can cost the controller a nibble and leave its 4-bit interface out of step, so after one
+//! the next screen starts with the full initialisation sequence, which brings it back in step.
 //!
 //! Not here: what to show (the agent), opening `/dev/i2c-N` (`linux`).
 
@@ -126,16 +128,33 @@ pub struct LcdDisplay<I2C: I2c, D: DelayNs> {
     size: LcdSize,
     /// What each row shows now, to skip rows that do not change.
     shown: Vec<Option<String>>,
+    /// A bus error happened: initialise again before the next screen.
+    stale: bool,
 }
 
 impl<I2C: I2c, D: DelayNs> LcdDisplay<I2C, D> {
     /// Initialises the LCD at `address` on `i2c`, clears it and turns the backlight on.
     pub fn new(i2c: I2C, address: u8, size: LcdSize, delay: D) -> Result<Self, Error> {
-        let mut lcd = CharacterDisplayPCF8574T::new_with_address(i2c, address, size.driver_type(), delay);
-        lcd.init().map_err(lcd_error)?;
-        lcd.backlight(true).map_err(lcd_error)?;
+        let lcd = CharacterDisplayPCF8574T::new_with_address(i2c, address, size.driver_type(), delay);
         let rows = size.cols_rows().1;
-        Ok(Self { lcd, size, shown: vec![None; rows] })
+        let mut this = Self { lcd, size, shown: vec![None; rows], stale: true };
+        this.initialise()?;
+        Ok(this)
+    }
+
+    /// Runs the controller's initialisation (which also clears it) and turns the backlight on.
+    fn initialise(&mut self) -> Result<(), Error> {
+        self.shown.fill(None);
+        self.lcd.init().map_err(lcd_error)?;
+        self.lcd.backlight(true).map_err(lcd_error)?;
+        self.stale = false;
+        Ok(())
+    }
+
+    fn write_row(&mut self, row: usize, text: &str) -> Result<(), Error> {
+        self.lcd.set_cursor(0, row as u8).map_err(lcd_error)?;
+        self.lcd.print(&to_rom_a00(text)).map_err(lcd_error)?;
+        Ok(())
     }
 }
 
@@ -150,14 +169,18 @@ where
 
     fn show(&mut self, lines: &[&str]) -> Result<(), Error> {
         let (cols, rows) = self.size.cols_rows();
-        for (row, text) in layout(lines, cols, rows)?.into_iter().enumerate() {
+        let screen = layout(lines, cols, rows)?;
+        if self.stale {
+            self.initialise()?;
+        }
+        for (row, text) in screen.into_iter().enumerate() {
             if self.shown[row].as_ref() == Some(&text) {
                 continue;
             }
-            // Forget the row first: if the write fails half-way, the next call sends it again.
-            self.shown[row] = None;
-            self.lcd.set_cursor(0, row as u8).map_err(lcd_error)?;
-            self.lcd.print(&to_rom_a00(&text)).map_err(lcd_error)?;
+            if let Err(e) = self.write_row(row, &text) {
+                self.stale = true;
+                return Err(e);
+            }
             self.shown[row] = Some(text);
         }
         Ok(())

@@ -241,7 +241,7 @@ mod tests {
         }
 
         fn pins(&self) -> ([PinMock; 4], [PinMock; 3]) {
-            (self.rows.each_ref().map(|t| PinMock::new(t)), self.cols.each_ref().map(|t| PinMock::new(t)))
+            (self.rows.each_ref().map(PinMock::new), self.cols.each_ref().map(PinMock::new))
         }
     }
 
@@ -281,8 +281,8 @@ mod tests {
     fn a_failing_column_releases_its_row_and_reports() {
         let rows_t = [vec![Pin::set(State::Low), Pin::set(State::High)], vec![], vec![], vec![]];
         let cols_t = [vec![Pin::get(State::High).with_error(MockError::Io(std::io::ErrorKind::Other))], vec![], vec![]];
-        let mut rows = rows_t.each_ref().map(|t| PinMock::new(t));
-        let mut cols = cols_t.each_ref().map(|t| PinMock::new(t));
+        let mut rows = rows_t.each_ref().map(PinMock::new);
+        let mut cols = cols_t.each_ref().map(PinMock::new);
         let mut keypad = Keypad::new(rows.clone(), cols.clone(), KEYMAP_3X4);
         assert!(matches!(keypad.read(), Err(Error::Gpio(_))));
         done(&mut rows, &mut cols);

@@ -5,7 +5,9 @@
 //! nothing polls; its timeout is only the next debounce deadline. `Context::cancel` wakes it to stop.
 //! When pcscd goes away the thread re-establishes its context every `retry` interval (pcscd offers no
 //! notice of its return); cards seen before count as inserted for `outage_grace`, so a daemon
-//! restart or a reader replugged does not end a player's session. A card is read once per insertion
+//! restart or a reader replugged does not end a player's session. A reader that has just appeared
+//! (or pcscd that has just come back) reports "empty" before it has looked for a card, so for
+//! `settle` such a report does not count as the card leaving. A card is read once per insertion
 //! (the reader's event counter tells a swap between two wake-ups).
 //!
 //! Not here: how a card is identified from its ATR and answers (`apdu`), debouncing (`debounce`).
@@ -40,6 +42,9 @@ pub struct PcscConfig {
     pub hold: Duration,
     /// While pcscd is unreachable or a reader is unplugged, its card counts as inserted this long.
     pub outage_grace: Duration,
+    /// How long a reader that has just appeared may report "empty" before it has looked for the
+    /// card (pcscd polls vpcd every 400 ms; USB readers report at once).
+    pub settle: Duration,
     /// How often to try to reach pcscd again while it is gone.
     pub retry: Duration,
 }
@@ -51,6 +56,7 @@ impl Default for PcscConfig {
             identification: Identification::default(),
             hold: Duration::from_millis(500),
             outage_grace: Duration::from_secs(5),
+            settle: Duration::from_secs(1),
             retry: Duration::from_millis(500),
         }
     }
@@ -127,6 +133,17 @@ impl Drop for Stopper {
 struct Slot {
     debouncer: Debouncer,
     read_at_count: Option<u32>,
+    /// Until then, "empty" may only mean the reader has not looked yet.
+    settle_until: Option<Instant>,
+}
+
+/// The slot of the reader called `name`, made on first use.
+fn slot<'a>(slots: &'a mut HashMap<String, Slot>, name: &str, hold: Duration) -> &'a mut Slot {
+    slots.entry(name.to_owned()).or_insert_with(|| Slot {
+        debouncer: Debouncer::new(name, hold),
+        read_at_count: None,
+        settle_until: None,
+    })
 }
 
 /// Why watching stopped.
@@ -268,12 +285,15 @@ impl Watcher {
         });
         for name in wanted {
             if states.iter().all(|s| s.name() != name.as_c_str()) {
-                info!(reader = %name.to_string_lossy(), "reader found");
+                let text = name.to_string_lossy().into_owned();
+                info!(reader = %text, "reader found");
+                slot(&mut self.slots, &text, self.config.hold).settle_until = Some(now + self.config.settle);
                 states.push(ReaderState::new(name, State::UNAWARE));
             }
         }
         Ok(())
     }
+
 
     fn wanted(&self, name: &CStr) -> bool {
         let name = name.to_string_lossy();
@@ -284,14 +304,11 @@ impl Watcher {
     fn reader_changed(&mut self, ctx: &Context, state: &ReaderState, events: &mut Vec<CardEvent>) {
         let name = state.name().to_string_lossy().into_owned();
         let now = Instant::now();
-        let hold = self.config.hold;
-        let slot = self.slots.entry(name.clone()).or_insert_with(|| Slot {
-            debouncer: Debouncer::new(name.clone(), hold),
-            read_at_count: None,
-        });
+        let grace = self.config.outage_grace;
+        let slot = slot(&mut self.slots, &name, self.config.hold);
         let flags = state.event_state();
         if flags.intersects(State::UNKNOWN | State::UNAVAILABLE | State::IGNORE) {
-            slot.debouncer.presence_unknown(now, self.config.outage_grace);
+            slot.debouncer.presence_unknown(now, grace);
             slot.read_at_count = None;
         } else if flags.contains(State::PRESENT) {
             let count = state.event_count();
@@ -318,7 +335,8 @@ impl Watcher {
             }
         } else if flags.contains(State::EMPTY) {
             slot.read_at_count = None;
-            slot.debouncer.card_absent(now);
+            let looked = slot.settle_until.filter(|until| *until > now).unwrap_or(now);
+            slot.debouncer.card_absent(looked);
         }
     }
 
