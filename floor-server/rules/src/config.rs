@@ -16,6 +16,7 @@ use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use serde::{Deserialize, Serialize};
 
+use crate::earning::amount_in_range;
 use crate::error::{Result, RulesError};
 use crate::ledger::RuleVersion;
 use crate::types::{MachineType, Money, Points, Tier};
@@ -325,9 +326,13 @@ impl Default for CorrectionConfig {
 impl RulesConfig {
     /// Parses and validates a rules file; keys left out take RULES.md's values.
     pub fn from_toml_str(text: &str) -> Result<RulesConfig> {
-        let config: RulesConfig = toml::from_str(text).map_err(|e| RulesError::ConfigSyntax(e.to_string()))?;
+        let config = RulesConfig::parse(text)?;
         config.validate()?;
         Ok(config)
+    }
+
+    fn parse(text: &str) -> Result<RulesConfig> {
+        toml::from_str(text).map_err(|e| RulesError::ConfigSyntax(e.to_string()))
     }
 
     /// Checks every value against what the rules can work with; the first problem is the error.
@@ -341,6 +346,7 @@ impl RulesConfig {
             ("earning.bar_cash", e.bar_cash),
         ] {
             check(rate > Money::ZERO, field, "must be more than EUR 0.00")?;
+            check_amount(rate, field)?;
         }
         check_names(&e.non_earning_categories, "earning.non_earning_categories")?;
         check_months(self.points.validity_months, "points.validity_months")?;
@@ -361,7 +367,7 @@ impl RulesConfig {
         )?;
         for tier in Tier::ALL {
             let field = format!("cashback.eur_per_1000_points.{}", tier.code());
-            check(!c.eur_per_1000_points.get(tier).is_negative(), &field, "must not be negative")?;
+            check_amount(c.eur_per_1000_points.get(tier), &field)?;
             check(self.discounts.get(tier) <= 100, &format!("discounts.{}", tier.code()), "must be 0 to 100")?;
         }
         check(self.free_play.expiry_days > 0, "free_play.expiry_days", "must be at least 1")?;
@@ -399,7 +405,8 @@ fn validate_game(name: &str, game: &TableGame) -> Result<()> {
                 "must be between 0 and 100",
             )?;
             check(!points_per_eur.is_sign_negative(), &field("points_per_eur"), "must not be negative")?;
-            check(!min_average_bet.is_negative(), &field("min_average_bet"), "must not be negative")?;
+            check_amount(*min_average_bet, &field("min_average_bet"))?;
+            check_amount(*max_average_bet, &field("max_average_bet"))?;
             check(max_average_bet >= min_average_bet, &field("max_average_bet"), "must not be below min_average_bet")
         }
         TableGame::Time { points_per_hour, .. } => {
@@ -410,6 +417,10 @@ fn validate_game(name: &str, game: &TableGame) -> Result<()> {
 
 fn check(ok: bool, field: &str, problem: &str) -> Result<()> {
     if ok { Ok(()) } else { Err(RulesError::ConfigValue { field: field.to_owned(), problem: problem.to_owned() }) }
+}
+
+fn check_amount(amount: Money, field: &str) -> Result<()> {
+    check(amount_in_range("", amount).is_ok(), field, "must be from EUR 0.00 to EUR 1,000,000,000,000.00")
 }
 
 fn check_months(months: u32, field: &str) -> Result<()> {
@@ -442,7 +453,7 @@ impl Rules {
 
     /// Parses, validates and versions a rules file.
     pub fn from_toml_str(text: &str) -> Result<Rules> {
-        Rules::new(RulesConfig::from_toml_str(text)?)
+        Rules::new(RulesConfig::parse(text)?)
     }
 
     /// The parameters.

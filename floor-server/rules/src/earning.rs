@@ -126,8 +126,8 @@ pub fn machine_play(
     carry: Money,
     now: DateTime<Utc>,
 ) -> Result<MachineEarning> {
-    not_negative("amount wagered", play.wagered)?;
-    not_negative("carry-over", carry)?;
+    amount_in_range("amount wagered", play.wagered)?;
+    amount_in_range("carry-over", carry)?;
     if let Some(earning) = refused(rules, member, now) {
         return Ok(MachineEarning { earning, carry });
     }
@@ -183,12 +183,12 @@ pub(crate) fn category_in(set: &BTreeSet<String>, category: &str) -> bool {
 pub(crate) fn receipt_total(lines: &[ReceiptLine], tenders: &[Tender]) -> Result<Money> {
     let mut due = Money::ZERO;
     for line in lines {
-        not_negative("a receipt line", line.amount)?;
+        amount_in_range("a receipt line", line.amount)?;
         due += line.amount;
     }
     let mut tendered = Money::ZERO;
     for tender in tenders {
-        not_negative("a tender", tender.amount)?;
+        amount_in_range("a tender", tender.amount)?;
         tendered += tender.amount;
     }
     if due != tendered {
@@ -220,10 +220,18 @@ pub fn receipt(rules: &Rules, member: &Member, receipt: &Receipt, now: DateTime<
     award(rules, member, Points(points), EarnSource::Receipt, NoPointsReason::LessThanAPoint, now)
 }
 
-/// Refuses a negative amount.
-pub(crate) fn not_negative(what: &'static str, amount: Money) -> Result<()> {
+/// The largest amount in cents an event may carry (EUR 1,000,000,000,000): far above any real
+/// wager, price or tender, far below what integer cents can hold, so a corrupt input is refused
+/// rather than overflowing.
+pub const MAX_AMOUNT_CENTS: i64 = 100_000_000_000_000;
+
+/// Refuses a negative amount or one above [`MAX_AMOUNT_CENTS`].
+pub(crate) fn amount_in_range(what: &'static str, amount: Money) -> Result<()> {
     if amount.is_negative() {
         return Err(RulesError::Negative { what, value: amount.to_string() });
+    }
+    if amount > Money::from_cents(MAX_AMOUNT_CENTS) {
+        return Err(RulesError::OutOfRange(what));
     }
     Ok(())
 }

@@ -24,7 +24,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Rules;
-use crate::earning::{self, Earning, Receipt, ReceiptLine, Tender, category_in, not_negative, receipt_total};
+use crate::earning::{self, Earning, Receipt, ReceiptLine, Tender, amount_in_range, category_in, receipt_total};
 use crate::error::{Result, RulesError};
 use crate::gate::Member;
 use crate::ledger::{PointsEntry, RedeemFor};
@@ -160,7 +160,7 @@ fn price_line(
     if line.quantity == 0 {
         return Err(RulesError::NotPositive { what: "quantity", value: "0".to_owned() });
     }
-    not_negative("a catalogue price", article.price)?;
+    amount_in_range("a catalogue price", article.price)?;
     let config = &rules.config().redemption;
     let free_drink = tier.is_some()
         && outlet == Outlet::Bar

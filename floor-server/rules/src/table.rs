@@ -17,7 +17,7 @@ use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Rules, TableGame};
-use crate::earning::{Earning, NoPointsReason, award, not_negative, refused};
+use crate::earning::{Earning, NoPointsReason, amount_in_range, award, refused};
 use crate::error::{Result, RulesError};
 use crate::gate::Member;
 use crate::ledger::EarnSource;
@@ -130,7 +130,7 @@ pub fn rate(
 ) -> Result<TableEarning> {
     let game =
         rules.config().tables.get(&rating.game).ok_or_else(|| RulesError::UnknownTableGame(rating.game.clone()))?;
-    not_negative("average bet", rating.average_bet)?;
+    amount_in_range("average bet", rating.average_bet)?;
     let seconds = Decimal::from(rating.played.seconds()?);
     let mut flags = Vec::new();
     if seconds > Decimal::from(game.max_minutes()) * Decimal::from(60) {

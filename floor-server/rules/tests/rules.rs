@@ -96,6 +96,11 @@ mod configuration {
     }
 
     #[test]
+    fn an_absurd_rate_is_refused() {
+        check_refused("[earning]\nslot = \"10000000000000.00\"", "`earning.slot` must be from EUR 0.00");
+    }
+
+    #[test]
     fn gold_not_above_silver_is_refused() {
         check_refused("[tiers]\ngold = 10000", "`tiers.gold` must be more than tiers.silver");
     }
@@ -460,6 +465,13 @@ mod machine_earning {
     #[test]
     fn a_banned_members_play_is_recorded_without_points() {
         check_refused_play(excluded(ExclusionKind::Ban, "2025-01-01 00:00", None), RefusalCode::Banned);
+    }
+
+    #[test]
+    fn an_absurd_wager_is_refused_not_overflowed() {
+        let play = MachinePlay { machine: MachineType::Slot, wagered: eur("1000000000000.01") };
+        let got = earning::machine_play(&rules(), &bronze(), play, Money::ZERO, at(NOW));
+        assert_eq!(got, Err(RulesError::OutOfRange("amount wagered")));
     }
 
     #[test]
