@@ -1,1 +1,19 @@
-//! Placeholder; see the crate issue.
+//! The floor server: club rules and ledgers, storage on SQLite or PostgreSQL, the terminal
+//! gateway, and the web and JSON APIs. `main.rs` is a thin shell over [`cli`].
+
+pub mod app;
+pub mod audit;
+pub mod broadcast;
+pub mod cli;
+pub mod club;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod gateway;
+pub mod staff;
+pub mod store;
+pub mod telemetry;
+pub mod terminals;
+
+pub use error::{Error, Result};

@@ -223,6 +223,10 @@ pub enum Outcome {
     Welcome(Welcome),
     /// The card may not be used; `text` is all the player may see.
     Refused { code: RefusalCode, text: String },
+    /// The event was well-formed but its content was not acceptable (a negative amount, an
+    /// unknown session). It is kept on record, consumes its sequence number and changes nothing
+    /// else, so the terminal's outbox moves on.
+    Rejected { reason: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
