@@ -16,6 +16,8 @@
 //! Not here: what the terminal does with a card (the `terminal-agent` crate) or whether the card
 //! is valid (the floor server).
 
+#![warn(missing_docs)]
+
 pub mod apdu;
 pub mod card;
 pub mod debounce;

@@ -30,6 +30,9 @@ use std::time::{Duration, Instant};
 use crate::Error;
 use crate::apdu::GET_UID;
 
+/// Where the card connects to vpcd (see [`connect`] for why not 127.0.0.1).
+const VPCD_HOST: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 2);
+
 /// TCP port of vpcd's first virtual reader.
 pub const PORT_0: u16 = 35963;
 /// TCP port of vpcd's second virtual reader.
@@ -48,6 +51,8 @@ const PCSCD_SOCKET: &str = "/run/pcscd/pcscd.comm";
 const VPCD_CONFIG: &str = "/etc/reader.conf.d/vpcd";
 /// How long pcscd may take to start and list its readers.
 const PCSCD_START_LIMIT: Duration = Duration::from_secs(20);
+/// How long a running pcscd may take to list its readers before it counts as broken.
+const PCSCD_READERS_LIMIT: Duration = Duration::from_secs(3);
 /// How long pcscd may take to exit after SIGTERM before it gets SIGKILL.
 const PCSCD_STOP_LIMIT: Duration = Duration::from_secs(10);
 /// How often a condition is re-checked while waiting for it.
@@ -109,8 +114,7 @@ impl VirtualCard {
 
     /// Inserts a card that answers as `profile` says. Returns once vpcd has taken the connection.
     pub fn insert_profile(port: u16, profile: CardProfile) -> Result<Self, Error> {
-        let first = TcpStream::connect(("127.0.0.1", port))
-            .map_err(|e| Error::Pcscd(format!("vpcd does not listen on port {port}: {e}")))?;
+        let first = connect(port).map_err(|e| Error::Pcscd(format!("vpcd does not listen on port {port}: {e}")))?;
         let shared = Arc::new(Shared { removed: AtomicBool::new(false), stream: Mutex::new(None) });
         let card_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -144,7 +148,7 @@ fn serve(port: u16, profile: &CardProfile, shared: &Shared, first: TcpStream) {
     while !shared.removed.load(Ordering::SeqCst) {
         let stream = match next.take() {
             Some(stream) => stream,
-            None => match TcpStream::connect(("127.0.0.1", port)) {
+            None => match connect(port) {
                 Ok(stream) => stream,
                 Err(_) => {
                     std::thread::sleep(RECHECK);
@@ -161,6 +165,17 @@ fn serve(port: u16, profile: &CardProfile, shared: &Shared, first: TcpStream) {
         let _ = answer_reader(stream, profile);
         shared.stream.lock().unwrap_or_else(PoisonError::into_inner).take();
     }
+}
+
+/// Connects to vpcd on `port`.
+///
+/// The vpcd ports lie in Linux's ephemeral range: while nothing listens, a connection to
+/// 127.0.0.1 can get the same port as its source and connect to itself (TCP simultaneous open,
+/// seen here on 35964 after some ten thousand attempts), and even closed, it then blocks pcscd's
+/// bind for the TIME_WAIT minute. vpcd listens on all addresses, so the card connects to 127.0.0.2,
+/// which the kernel reaches from source 127.0.0.1: source and destination can never be equal.
+fn connect(port: u16) -> std::io::Result<TcpStream> {
+    TcpStream::connect((VPCD_HOST, port))
 }
 
 /// Answers vpcd's messages until the connection ends.
@@ -213,15 +228,19 @@ pub fn unavailable() -> Option<&'static str> {
     }
 }
 
-/// Makes sure pcscd runs and lists both virtual readers, starting it if needed.
+/// Makes sure pcscd runs and lists both virtual readers: starts it if none runs, restarts it if
+/// the one running does not list them (its virtual reader failed to start).
 pub fn ensure_pcscd() -> Result<(), Error> {
     if let Some(why) = unavailable() {
         return Err(Error::Pcscd(why.into()));
     }
     if pcscd_pid().is_none() {
-        start_pcscd()?;
+        return start_pcscd();
     }
-    wait_for_readers()
+    if wait_for_readers(PCSCD_READERS_LIMIT).is_ok() {
+        return Ok(());
+    }
+    restart_pcscd()
 }
 
 /// Starts pcscd (detached, in the foreground mode that logs to a file) and waits for its readers.
@@ -247,7 +266,7 @@ pub fn start_pcscd() -> Result<(), Error> {
     if !status.success() {
         return Err(Error::Pcscd(format!("setsid pcscd exited with {status}")));
     }
-    wait_for_readers()
+    wait_for_readers(PCSCD_START_LIMIT)
 }
 
 /// Stops pcscd: SIGTERM, then SIGKILL if it has not exited in time. Does nothing if none runs.
@@ -322,17 +341,17 @@ fn signal(pid: u32, which: &str) -> Result<(), Error> {
 }
 
 /// Waits until pcscd answers and lists both virtual readers.
-fn wait_for_readers() -> Result<(), Error> {
+fn wait_for_readers(limit: Duration) -> Result<(), Error> {
     let wanted = [reader_name(PORT_0), reader_name(PORT_1)];
     let listed = || -> bool {
         let Ok(ctx) = pcsc::Context::establish(pcsc::Scope::User) else { return false };
         let Ok(readers) = ctx.list_readers_owned() else { return false };
         wanted.iter().all(|w| readers.iter().any(|r| r.to_bytes() == w.as_bytes()))
     };
-    if wait_until(PCSCD_START_LIMIT, listed) {
+    if wait_until(limit, listed) {
         Ok(())
     } else {
-        Err(Error::Pcscd(format!("did not list {wanted:?} within {PCSCD_START_LIMIT:?}")))
+        Err(Error::Pcscd(format!("did not list {wanted:?} within {limit:?}; see {}", pcscd_log().display())))
     }
 }
 
@@ -354,6 +373,17 @@ fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
 mod tests {
     use super::*;
 
+    /// A listener where the card connects, on a port other than the real vpcd's.
+    fn fake_vpcd() -> (std::net::TcpListener, u16) {
+        loop {
+            let listener = std::net::TcpListener::bind((VPCD_HOST, 0)).unwrap();
+            let port = listener.local_addr().unwrap().port();
+            if !(PORT_0..=PORT_1).contains(&port) {
+                return (listener, port);
+            }
+        }
+    }
+
     #[test]
     fn reader_names_follow_the_ports() {
         assert_eq!(reader_name(PORT_0), "Virtual PCD 00 00");
@@ -370,8 +400,7 @@ mod tests {
     /// The card's side of the vpcd protocol, against a fake vpcd on a local socket.
     #[test]
     fn card_speaks_the_vpcd_protocol() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
+        let (listener, port) = fake_vpcd();
         let card = VirtualCard::insert(port, &[0x04, 0xA1, 0xB2, 0xC3]).unwrap();
         let (mut vpcd, _) = listener.accept().unwrap();
         let mut ask = |payload: &[u8]| -> Vec<u8> {
@@ -400,8 +429,7 @@ mod tests {
 
     #[test]
     fn card_reconnects_when_the_reader_drops_it() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
+        let (listener, port) = fake_vpcd();
         let _card = VirtualCard::insert(port, &[0x04, 0xA1, 0xB2, 0xC3]).unwrap();
         let (first, _) = listener.accept().unwrap();
         drop(first);
@@ -415,8 +443,8 @@ mod tests {
     #[test]
     fn inserting_into_a_closed_port_is_a_clear_error() {
         let port = {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap().port()
+            let (_listener, port) = fake_vpcd();
+            port
         };
         assert!(matches!(VirtualCard::insert(port, &[1, 2, 3, 4]), Err(Error::Pcscd(_))));
     }

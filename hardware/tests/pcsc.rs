@@ -3,15 +3,14 @@
 //! Every test here is named `pcsc_…`: the repository's nextest configuration runs those one at a
 //! time, because they share the machine's one pcscd (and some restart it).
 
+mod common;
+
 use std::time::Duration;
 
+use common::{WAIT, next, quiet_for, until};
 use hardware::apdu::{GET_UID, Identification};
 use hardware::vpcd::{self, CardProfile, PORT_0, PORT_1, VirtualCard};
-use hardware::{CardEvent, CardId, CardReader, PcscConfig, PcscReader};
-use tokio::time::timeout;
-
-/// Longest wait for something that should happen (pcscd looks for cards every 400 ms).
-const WAIT: Duration = Duration::from_secs(10);
+use hardware::{CardEvent, CardId, PcscConfig, PcscReader};
 
 const UID_A: [u8; 7] = [0x04, 0x52, 0x1C, 0x8A, 0x3B, 0x61, 0x80];
 const UID_B: [u8; 4] = [0xDE, 0xAD, 0xBE, 0xEF];
@@ -46,26 +45,6 @@ fn inserted(port: u16, uid: &[u8]) -> CardEvent {
 
 fn removed(port: u16, uid: &[u8]) -> CardEvent {
     CardEvent::Removed { reader: vpcd::reader_name(port), card: card(uid) }
-}
-
-async fn next(reader: &mut CardReader) -> CardEvent {
-    timeout(WAIT, reader.next_event()).await.expect("no card event within the deadline").expect("the reader stopped")
-}
-
-/// Asserts that no event arrives for `period`.
-async fn quiet_for(reader: &mut CardReader, period: Duration) {
-    if let Ok(event) = timeout(period, reader.next_event()).await {
-        panic!("unexpected event {event:?}");
-    }
-}
-
-/// Waits until `condition` holds, re-checking every 20 ms, for at most [`WAIT`].
-async fn until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !condition() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! Serial readers over socat pty pairs: the reader opens one end by path, the test writes to the
 //! other, and stops and restarts socat to make the device vanish and return.
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -8,11 +10,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{WAIT, next, until};
+use hardware::serial::frame::{rdm6300_frame, track2_frame};
 use hardware::serial::{Charset, LineFormat};
 use hardware::{CardEvent, CardId, CardReader, SerialConfig, SerialFormat, SerialReader};
 use tokio::time::timeout;
 
-const WAIT: Duration = Duration::from_secs(10);
+const TAG_A: [u8; 5] = [0x0F, 0x00, 0x28, 0x5A, 0x3C];
+const ID_A: &str = "0F00285A3C";
+const TAG_B: [u8; 5] = [0x11, 0x22, 0x33, 0x44, 0x55];
+const ID_B: &str = "1122334455";
 const HOLD: Duration = Duration::from_millis(300);
 const NAME: &str = "slot-7";
 
@@ -93,35 +100,12 @@ fn config(pair: &PtyPair, format: SerialFormat) -> SerialConfig {
     }
 }
 
-/// An RDM6300 frame for ten hex digits, with its checksum.
-fn rdm6300(id: &str) -> Vec<u8> {
-    let bytes: Vec<u8> = (0..5).map(|i| u8::from_str_radix(&id[2 * i..2 * i + 2], 16).unwrap()).collect();
-    let checksum = bytes.iter().fold(0, |a, b| a ^ b);
-    let mut frame = vec![0x02];
-    frame.extend_from_slice(id.as_bytes());
-    frame.extend_from_slice(format!("{checksum:02X}").as_bytes());
-    frame.push(0x03);
-    frame
-}
-
 fn inserted(id: &str) -> CardEvent {
     CardEvent::Inserted { reader: NAME.into(), card: CardId::parse(id).unwrap() }
 }
 
 fn removed(id: &str) -> CardEvent {
     CardEvent::Removed { reader: NAME.into(), card: CardId::parse(id).unwrap() }
-}
-
-async fn next(reader: &mut CardReader) -> CardEvent {
-    timeout(WAIT, reader.next_event()).await.expect("no card event within the deadline").expect("the reader stopped")
-}
-
-async fn until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !condition() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// Opens the reader on the pair and waits until it has the device open.
@@ -142,10 +126,10 @@ async fn serial_em4100_tag_is_inserted_while_its_frames_repeat_and_removed_after
     let mut out = pair.open_writer();
     let started = Instant::now();
     for _ in 0..3 {
-        out.write_all(&rdm6300("0F00285A3C")).unwrap();
+        out.write_all(&rdm6300_frame(TAG_A)).unwrap();
     }
-    assert_eq!(next(&mut reader).await, inserted("0F00285A3C"));
-    assert_eq!(next(&mut reader).await, removed("0F00285A3C"));
+    assert_eq!(next(&mut reader).await, inserted(ID_A));
+    assert_eq!(next(&mut reader).await, removed(ID_A));
     assert!(started.elapsed() >= HOLD, "removed before the hold time");
     assert_eq!(reader.counters().rejected_frames(), 0);
 }
@@ -159,7 +143,7 @@ async fn serial_corrupted_frames_are_rejected_counted_and_never_an_id() {
     let pair = PtyPair::start(dir.path());
     let mut reader = open_reader(&pair, SerialFormat::Em4100).await;
     let mut out = pair.open_writer();
-    let good = rdm6300("0F00285A3C");
+    let good = rdm6300_frame(TAG_A).to_vec();
     let mut bad_checksum = good.clone();
     bad_checksum[12] = b'2';
     let mut bad_digit = good.clone();
@@ -169,7 +153,7 @@ async fn serial_corrupted_frames_are_rejected_counted_and_never_an_id() {
     for frame in [&bad_checksum, &bad_digit, &cut_short, &good] {
         out.write_all(frame).unwrap();
     }
-    assert_eq!(next(&mut reader).await, inserted("0F00285A3C"), "the first event is the good frame's");
+    assert_eq!(next(&mut reader).await, inserted(ID_A), "the first event is the good frame's");
     assert_eq!(reader.counters().rejected_frames(), 3);
 }
 
@@ -183,11 +167,11 @@ async fn serial_frames_split_across_reads_decode() {
     let mut reader = open_reader(&pair, SerialFormat::Em4100).await;
     let mut out = pair.open_writer();
     // Byte by byte with pauses, so the reader gets the frame in many reads.
-    for byte in rdm6300("1122334455") {
+    for byte in rdm6300_frame(TAG_B) {
         out.write_all(&[byte]).unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert_eq!(next(&mut reader).await, inserted("1122334455"));
+    assert_eq!(next(&mut reader).await, inserted(ID_B));
 }
 
 #[tokio::test]
@@ -202,15 +186,15 @@ async fn serial_device_vanishing_and_returning_is_reopened() {
     let mut reader = SerialReader::spawn(config(&pair, SerialFormat::Em4100));
     pair.restart();
     until("the reader has opened the device", || reader.counters().connections() == 1).await;
-    pair.open_writer().write_all(&rdm6300("0F00285A3C")).unwrap();
-    assert_eq!(next(&mut reader).await, inserted("0F00285A3C"));
+    pair.open_writer().write_all(&rdm6300_frame(TAG_A)).unwrap();
+    assert_eq!(next(&mut reader).await, inserted(ID_A));
 
     pair.stop();
-    assert_eq!(next(&mut reader).await, removed("0F00285A3C"));
+    assert_eq!(next(&mut reader).await, removed(ID_A));
     pair.restart();
     until("the reader has reopened the device", || reader.counters().connections() == 2).await;
-    pair.open_writer().write_all(&rdm6300("1122334455")).unwrap();
-    assert_eq!(next(&mut reader).await, inserted("1122334455"));
+    pair.open_writer().write_all(&rdm6300_frame(TAG_B)).unwrap();
+    assert_eq!(next(&mut reader).await, inserted(ID_B));
 }
 
 #[tokio::test]
@@ -248,7 +232,7 @@ async fn serial_garbage_flood_neither_starves_nor_crashes_the_reader() {
                 *b = state as u8;
             }
             out.write_all(&chunk).unwrap();
-            out.write_all(&rdm6300("0F00285A3C")).unwrap();
+            out.write_all(&rdm6300_frame(TAG_A)).unwrap();
         }
         out
     });
@@ -264,16 +248,16 @@ async fn serial_garbage_flood_neither_starves_nor_crashes_the_reader() {
     let ticked = ticks.load(Ordering::Relaxed) - ticks_before;
     let mut out = flood.join().unwrap();
 
-    assert!(events.iter().all(|e| e.card().expose() == "0F00285A3C"), "only the good id: {events:?}");
-    assert_eq!(events.first(), Some(&inserted("0F00285A3C")));
+    assert!(events.iter().all(|e| e.card().expose() == ID_A), "only the good id: {events:?}");
+    assert_eq!(events.first(), Some(&inserted(ID_A)));
     assert!(reader.counters().rejected_frames() > 0);
     // The ticker ran through the flood (at a quarter of its rate at least).
     let expected = flood_time.as_millis() as u64 / 5;
     assert!(ticked * 4 >= expected, "ticker ran {ticked} times in {flood_time:?}");
     // And the reader still reads.
-    out.write_all(&rdm6300("1122334455")).unwrap();
+    out.write_all(&rdm6300_frame(TAG_B)).unwrap();
     let tail = [next(&mut reader).await, next(&mut reader).await];
-    assert!(tail.contains(&inserted("1122334455")), "{tail:?}");
+    assert!(tail.contains(&inserted(ID_B)), "{tail:?}");
     ticker.abort();
     eprintln!("flood: 4 MiB in {flood_time:?}, {} frames rejected, ticker ran {ticked} times", reader.counters().rejected_frames());
 }
@@ -286,10 +270,7 @@ async fn serial_track2_swipe_with_lrc() {
     let dir = tempfile::tempdir().unwrap();
     let pair = PtyPair::start(dir.path());
     let mut reader = open_reader(&pair, SerialFormat::Track2 { lrc: true }).await;
-    let body = "6012345678901234=2912101123456789";
-    let lrc = body.bytes().fold((b';' ^ b'?') & 0x0F, |acc, c| acc ^ (c & 0x0F));
-    let mut swipe = format!(";{body}?").into_bytes();
-    swipe.push(0x30 | lrc);
+    let mut swipe = track2_frame("6012345678901234=2912101123456789", true);
     swipe.extend(b"\r\n");
     let mut wrong = swipe.clone();
     wrong[3] = b'9';

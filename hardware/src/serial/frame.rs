@@ -13,6 +13,8 @@
 //!   cannot be told from the next byte on the line otherwise).
 //! - A configurable line: prefix, the id in hex or decimal digits, suffix (for example `\r\n`).
 //!
+//! The encoders ([`rdm6300_frame`], [`track2_frame`]) are for simulated readers, tests and benches.
+//!
 //! Not here: IO, timing, debouncing (`serial` and `debounce`).
 
 use crate::Error;
@@ -262,8 +264,7 @@ impl Track2 {
             },
             Track2State::Lrc => {
                 self.state = Track2State::Idle;
-                let expected = self.data[..self.len].iter().fold((SS ^ ES) & 0x0F, |acc, c| acc ^ (c & 0x0F));
-                if byte != 0x30 | expected {
+                if byte != 0x30 | track2_lrc(&self.data[..self.len]) {
                     return Some(Err(Rejection::Checksum));
                 }
                 Some(self.decode())
@@ -339,6 +340,39 @@ impl Line {
     }
 }
 
+/// The RDM6300 frame for a 5-byte EM4100 tag (version byte and 4-byte tag number).
+pub fn rdm6300_frame(tag: [u8; 5]) -> [u8; EM4100_BODY + 2] {
+    let checksum = tag.iter().fold(0, |acc, b| acc ^ b);
+    let mut frame = [0u8; EM4100_BODY + 2];
+    frame[0] = STX;
+    for (i, byte) in tag.iter().chain(std::iter::once(&checksum)).enumerate() {
+        frame[1 + 2 * i] = HEX_UPPER[usize::from(byte >> 4)];
+        frame[2 + 2 * i] = HEX_UPPER[usize::from(byte & 0x0F)];
+    }
+    frame[1 + EM4100_BODY] = ETX;
+    frame
+}
+
+const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+
+/// A track 2 as a reader sends it: `;`, `data` (PAN, `=`, the rest), `?`, and the LRC character
+/// when `lrc` is set.
+pub fn track2_frame(data: &str, lrc: bool) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(data.len() + 3);
+    frame.push(SS);
+    frame.extend_from_slice(data.as_bytes());
+    frame.push(ES);
+    if lrc {
+        frame.push(0x30 | track2_lrc(data.as_bytes()));
+    }
+    frame
+}
+
+/// The LRC of a track 2 over its data and both sentinels: XOR of the 4-bit character values.
+fn track2_lrc(data: &[u8]) -> u8 {
+    data.iter().fold((SS ^ ES) & 0x0F, |acc, c| acc ^ (c & 0x0F))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,15 +389,10 @@ mod tests {
         assert_eq!(decode_all(format, input), expected, "input {:?}", String::from_utf8_lossy(input));
     }
 
-    /// An RDM6300 frame for ten hex digits, with its checksum.
-    pub(crate) fn rdm6300(id: &str) -> Vec<u8> {
-        let bytes: Vec<u8> = (0..5).map(|i| u8::from_str_radix(&id[2 * i..2 * i + 2], 16).unwrap()).collect();
-        let checksum = bytes.iter().fold(0, |a, b| a ^ b);
-        let mut frame = vec![STX];
-        frame.extend_from_slice(id.as_bytes());
-        frame.extend_from_slice(format!("{checksum:02X}").as_bytes());
-        frame.push(ETX);
-        frame
+    /// The RDM6300 frame of a tag given as ten hex digits.
+    fn rdm6300(id: &str) -> Vec<u8> {
+        let tag: Vec<u8> = (0..5).map(|i| u8::from_str_radix(&id[2 * i..2 * i + 2], 16).unwrap()).collect();
+        rdm6300_frame(tag.try_into().unwrap()).to_vec()
     }
 
     const EM: SerialFormat = SerialFormat::Em4100;
@@ -444,12 +473,11 @@ mod tests {
     const T2_LRC: SerialFormat = SerialFormat::Track2 { lrc: true };
     const T2: SerialFormat = SerialFormat::Track2 { lrc: false };
 
-    /// A track 2 with its LRC character.
-    fn track2_lrc(body: &str) -> Vec<u8> {
-        let lrc = body.bytes().fold((SS ^ ES) & 0x0F, |acc, c| acc ^ (c & 0x0F));
-        let mut out = format!(";{body}?").into_bytes();
-        out.push(0x30 | lrc);
-        out
+    #[test]
+    fn track2_frame_encodes_the_lrc() {
+        // ';' 0xB, '1' 1, '2' 2, '?' 0xF: 0xB ^ 1 ^ 2 ^ 0xF = 7
+        assert_eq!(track2_frame("12", true), b";12?7");
+        assert_eq!(track2_frame("12", false), b";12?");
     }
 
     #[test]
@@ -459,19 +487,19 @@ mod tests {
 
     #[test]
     fn track2_with_lrc() {
-        check(&T2_LRC, &track2_lrc("6012345678901234=2912101123456789"), &[Ok("6012345678901234")]);
+        check(&T2_LRC, &track2_frame("6012345678901234=2912101123456789", true), &[Ok("6012345678901234")]);
     }
 
     #[test]
     fn track2_with_a_wrong_lrc_is_rejected() {
-        let mut input = track2_lrc("6012345678901234=2912101123456789");
+        let mut input = track2_frame("6012345678901234=2912101123456789", true);
         *input.last_mut().unwrap() ^= 0x01;
         check(&T2_LRC, &input, &[Err(Rejection::Checksum)]);
     }
 
     #[test]
     fn track2_lrc_catches_a_changed_digit() {
-        let mut input = track2_lrc("6012345678901234=2912101123456789");
+        let mut input = track2_frame("6012345678901234=2912101123456789", true);
         input[5] = b'9';
         check(&T2_LRC, &input, &[Err(Rejection::Checksum)]);
     }
