@@ -15,5 +15,6 @@ pub mod staff;
 pub mod store;
 pub mod telemetry;
 pub mod terminals;
+pub mod testing;
 
 pub use error::{Error, Result};
