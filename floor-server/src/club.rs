@@ -127,13 +127,9 @@ pub async fn issue_card(tx: &mut Transaction<'static, Any>, member_id: i64, card
     }
 }
 
-/// Card numbers are stored upper-case without spaces or dashes, as readers report them.
+/// Card numbers are stored in their canonical form ([`CardNumber::normalised`]).
 pub fn normalise_card(card: &CardNumber) -> Result<String> {
-    let n: String = card.expose().chars().filter(|c| !c.is_whitespace() && *c != '-').collect::<String>().to_ascii_uppercase();
-    if n.is_empty() || n.len() > 40 || !n.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(Error::invalid("a card number is 1-40 letters and digits"));
-    }
-    Ok(n)
+    card.normalised().map(|c| c.expose().to_owned()).map_err(Error::Invalid)
 }
 
 async fn card_state(tx: &mut Transaction<'static, Any>, card_id: i64) -> Result<(CardState, i64)> {

@@ -48,6 +48,16 @@ impl CardNumber {
     pub fn expose(&self) -> &str {
         &self.0
     }
+    /// The canonical form every reader's output is compared in: upper case, without spaces or
+    /// dashes; 1 to 40 letters and digits. Terminals compare their block list in this form too.
+    pub fn normalised(&self) -> Result<CardNumber, String> {
+        let n: String = self.0.chars().filter(|c| !c.is_whitespace() && *c != '-').collect::<String>().to_ascii_uppercase();
+        if n.is_empty() || n.len() > 40 || !n.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err("a card number is 1-40 letters and digits".into());
+        }
+        Ok(CardNumber(n))
+    }
+
     /// The redacted form used in logs and on screens: `…1234`.
     pub fn redacted(&self) -> String {
         let n = self.0.chars().count();
@@ -315,6 +325,13 @@ mod tests {
         assert_eq!(format!("{c:?}"), "CardNumber(…E5F6)");
         assert_eq!(c.to_string(), "…E5F6");
         assert_eq!(c.expose(), "04A1B2C3D4E5F6");
+    }
+
+    #[test]
+    fn card_numbers_normalise_to_one_form() {
+        assert_eq!(CardNumber::new(" 04a1-b2 c3 ").normalised().unwrap(), CardNumber::new("04A1B2C3"));
+        assert!(CardNumber::new("--").normalised().is_err());
+        assert!(CardNumber::new("04A1;").normalised().is_err());
     }
 
     #[test]
