@@ -616,6 +616,30 @@ impl LockStatus {
     }
 }
 
+/// How the host does AFT: its registration key and point-of-sale id, and how long it waits.
+#[derive(Debug, Clone)]
+pub struct AftSettings {
+    /// The key the host registers machines with (§8.1); a secret, never logged.
+    pub registration_key: RegistrationKey,
+    /// Point of sale id sent at registration (0 = none).
+    pub pos_id: u32,
+    /// How long a machine stays locked for a transfer (at most 99.99 s, §8.2).
+    pub lock_timeout: std::time::Duration,
+    /// How long to wait for a lock or a pending transfer before giving up.
+    pub deadline: std::time::Duration,
+}
+
+impl Default for AftSettings {
+    fn default() -> Self {
+        AftSettings {
+            registration_key: RegistrationKey::default(),
+            pos_id: 0,
+            lock_timeout: std::time::Duration::from_secs(10),
+            deadline: std::time::Duration::from_secs(15),
+        }
+    }
+}
+
 /// What became of a free-play transfer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AftOutcome {

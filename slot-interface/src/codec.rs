@@ -912,3 +912,88 @@ fn decode_read(read: ReadPoll, f: &mut Fields<'_>) -> Result<Response, FrameFaul
         single => Response::Meter { poll: single, value: f.bcd(4)? },
     })
 }
+
+/// Frames host messages on the machine's side of the line, by the wakeup bit when the line
+/// carries it and by content and timing when it does not (a gap longer than the inter-byte
+/// time ends whatever was partial, §2.3.2).
+#[derive(Debug)]
+pub struct HostFramer {
+    buf: Vec<u8>,
+    gap: std::time::Duration,
+    last: Option<std::time::Instant>,
+    /// A wakeup byte started a message that is not complete yet.
+    open: bool,
+    /// An unsupported message of unknown length is being skipped until the line goes quiet.
+    discarding: bool,
+}
+
+/// A framed host message, or a damaged one (bad CRC or field) with its first byte.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Framed {
+    Message(HostMessage),
+    Damaged { first_byte: u8 },
+}
+
+impl HostFramer {
+    /// A framer that drops a partial message after `gap` of silence.
+    pub fn new(gap: std::time::Duration) -> HostFramer {
+        HostFramer { buf: Vec::new(), gap, last: None, open: false, discarding: false }
+    }
+
+    /// Adds received bytes (`wakeup` is `None` on a line without the ninth bit) and returns the
+    /// messages they complete.
+    pub fn push(&mut self, bytes: &[crate::transport::RxByte], now: std::time::Instant) -> Vec<Framed> {
+        if self.last.is_some_and(|t| now.saturating_duration_since(t) > self.gap) {
+            self.buf.clear();
+            self.discarding = false;
+        }
+        self.last = Some(now);
+        let mut out = Vec::new();
+        for b in bytes {
+            match b.wakeup {
+                Some(true) => {
+                    self.buf.clear();
+                    self.open = true;
+                    self.discarding = false;
+                }
+                Some(false) if !self.open => continue,
+                _ if self.discarding => continue,
+                _ => {}
+            }
+            self.buf.push(b.byte);
+            self.drain(&mut out);
+        }
+        out
+    }
+
+    fn drain(&mut self, out: &mut Vec<Framed>) {
+        while !self.buf.is_empty() {
+            match HostMessage::decode(&self.buf) {
+                Ok(Some((message, used))) => {
+                    out.push(Framed::Message(message));
+                    self.buf.drain(..used);
+                    self.open = false;
+                }
+                Ok(None) => return,
+                Err(Error::Frame { fault, skip }) => {
+                    match fault {
+                        FrameFault::Crc | FrameFault::Field(_) => out.push(Framed::Damaged { first_byte: self.buf[0] }),
+                        // Its length is unknown: whatever follows until the line is quiet is
+                        // part of it, not a new message.
+                        FrameFault::Unsupported(_) | FrameFault::Garbage => self.discarding = true,
+                    }
+                    self.buf.drain(..skip.min(self.buf.len()));
+                    self.open = false;
+                    if self.discarding {
+                        self.buf.clear();
+                        return;
+                    }
+                }
+                Err(_) => {
+                    self.buf.clear();
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -249,7 +249,7 @@ impl ExceptionCode {
             0x7E => 8,                       // credits wagered 2 BCD, coin in 4 BCD, wager type, group
             0x7F => 4,                       // game win 4 BCD
             0x7C => 10,                      // multiplier, multiplied win 4 BCD, tax status, bonus 4 BCD
-            0x47..=0x4F | 0x50 => 6,         // country 1 BCD, denomination 1 BCD, bill meter 4 BCD
+            0x47..=0x50 => 6,                // country 1 BCD, denomination 1 BCD, bill meter 4 BCD
             0x88 => 2,                       // reel number, physical stop
             0x8A => 4,                       // game number 2 BCD, recall index 2 BCD
             0x8B => 1,                       // card number and held flag
@@ -381,7 +381,7 @@ impl Denomination {
     /// How many credits `cents` buys, or `None` if it is not a whole number of credits (AFT
     /// status 0x85, §8.3).
     pub fn credits_for_cents(self, cents: u64) -> Option<u64> {
-        (cents % u64::from(self.cents) == 0).then(|| cents / u64::from(self.cents))
+        cents.is_multiple_of(u64::from(self.cents)).then(|| cents / u64::from(self.cents))
     }
 }
 

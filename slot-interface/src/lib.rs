@@ -22,6 +22,15 @@ pub mod aft;
 pub mod codec;
 mod error;
 pub mod frame;
+pub mod host;
+pub mod poller;
+pub mod session;
+pub mod sim;
+pub mod transport;
 
+pub use aft::{AftOutcome, AftSettings, TransactionId};
 pub use error::{Error, FrameFault};
 pub use frame::{Address, Denomination, ExceptionCode, MeterCode, MeterUnit};
+pub use host::{MachineLink, MeterReading, MeterSnapshot, SasHost};
+pub use session::{Door, Event, HostConfig};
+pub use transport::{LinkMode, SasPort};
