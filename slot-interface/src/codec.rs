@@ -631,6 +631,9 @@ pub enum Response {
 pub enum Expect {
     /// The answer to a general poll.
     GeneralPoll,
+    /// The answer to a general poll of a machine in real-time mode: an event frame, so a lone
+    /// byte equal to the address is the start of one, never a complete answer.
+    RealTimeGeneralPoll,
     /// The answer to a long poll with this command; `ack` when a bare ACK is the answer.
     LongPoll { command: u8, ack: bool },
 }
@@ -757,9 +760,10 @@ impl Response {
     pub fn decode(address: Address, expect: Expect, buf: &[u8], quiet: bool) -> Result<Option<(Response, usize)>, Error> {
         let a = address.value();
         let Some(&first) = buf.first() else { return Ok(None) };
-        if let Expect::GeneralPoll = expect
+        if let Expect::GeneralPoll | Expect::RealTimeGeneralPoll = expect
             && first != a
         {
+            // In real-time mode too: a one-byte exception means the machine left that mode.
             return Ok(Some((Response::Exception(ExceptionCode(first)), 1)));
         }
         if let Expect::LongPoll { .. } = expect {
@@ -776,6 +780,7 @@ impl Response {
             return Ok(match (expect, quiet) {
                 (_, false) => None,
                 (Expect::GeneralPoll, true) => Some((Response::Exception(ExceptionCode(first)), 1)),
+                (Expect::RealTimeGeneralPoll, true) => return Err(frame_error(FrameFault::Garbage, 1)),
                 (Expect::LongPoll { ack: true, .. }, true) => Some((Response::Ack, 1)),
                 (Expect::LongPoll { ack: false, .. }, true) => return Err(frame_error(FrameFault::Garbage, 1)),
             });
@@ -784,7 +789,7 @@ impl Response {
             (_, RTE_MARK) => decode_rte(buf, quiet),
             (Expect::LongPoll { .. }, 0x00) => Ok(Some((Response::Busy, 2))),
             (_, cmd::ROM_SIGNATURE) => decode_fixed(buf, 6, |f| Ok(Response::RomSignature(f.binary(2)? as u16))),
-            (Expect::GeneralPoll, _) => Ok(Some((Response::Exception(ExceptionCode(first)), 1))),
+            (Expect::GeneralPoll | Expect::RealTimeGeneralPoll, _) => Ok(Some((Response::Exception(ExceptionCode(first)), 1))),
             (Expect::LongPoll { command, ack }, c) if c == command && !ack => decode_data(buf, command),
             (Expect::LongPoll { ack: true, .. }, _) => Ok(Some((Response::Ack, 1))),
             (Expect::LongPoll { .. }, _) => Err(frame_error(FrameFault::Garbage, 1)),

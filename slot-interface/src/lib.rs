@@ -26,6 +26,7 @@ pub mod host;
 pub mod poller;
 pub mod session;
 pub mod sim;
+pub mod trace;
 pub mod transport;
 
 pub use aft::{AftOutcome, AftSettings, TransactionId};

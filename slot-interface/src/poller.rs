@@ -7,10 +7,14 @@
 //!   200 ms (40 ms in real-time event mode): a general poll, then at most one queued long poll,
 //!   which is also the implied ACK of the general poll's answer (§3.1).
 //! - Implied ACK and NACK are about identical polls (§3.1, §3.2): a repeated poll asks the
-//!   machine to send its answer again. So a poll is only repeated on purpose, to recover a lost
-//!   or damaged answer (at most three sends); whenever the next poll would otherwise repeat the
-//!   last one, the poller first sends the synchronisation poll to address 0, which is the "poll
-//!   to a different gaming machine" that acknowledges (§3.1, §3.3).
+//!   machine to send its answer again. So a poll is repeated on purpose to recover a lost or
+//!   damaged answer (at most three sends in a slot, and again in the next slots while nothing
+//!   comes back), and when the next poll would repeat an answered one, the poller first sends
+//!   the synchronisation poll to address 0, the "poll to a different gaming machine" that
+//!   acknowledges (§3.1). Acknowledging only what arrived means an answer lost on the line is
+//!   never acknowledged, so a machine keeps its exception until it gets through. A machine
+//!   that stays silent is sent a sync every few seconds anyway, in case it restarted and waits
+//!   for one (§3.3), and at once when it chirps (§4.2).
 //! - Silence is always a lost answer and is asked for again. In real-time mode an idle machine
 //!   answers the event form of "no activity" (`addr FF 00 CRC`), as deployed SAS stacks do; a
 //!   machine that reads §12.6 as "stay silent" still keeps its link up through a cheap long poll
@@ -52,6 +56,9 @@ pub struct PollerConfig {
     pub link_down_after: Duration,
     /// In real-time mode, prove the link with a long poll after this much silence.
     pub liveness_interval: Duration,
+    /// A machine not heard for this long is sent a synchronisation poll (at most this often),
+    /// in case it restarted and waits for one (§3.3).
+    pub resync_after: Duration,
 }
 
 impl Default for PollerConfig {
@@ -67,6 +74,7 @@ impl Default for PollerConfig {
             max_busy: 5,
             link_down_after: Duration::from_secs(30),
             liveness_interval: Duration::from_secs(1),
+            resync_after: Duration::from_secs(5),
         }
     }
 }
@@ -118,6 +126,9 @@ struct Pending {
     bytes: Vec<u8>,
     /// Sent by the poller itself (liveness); no `Completed` event.
     internal: bool,
+    /// Sent in place of the general poll: set-up that must happen before more exceptions are
+    /// read (e.g. switching real-time events on, so that they arrive with their data).
+    first: bool,
 }
 
 struct Machine {
@@ -160,6 +171,11 @@ pub struct Poller {
     /// Whether the machine with this index is still in its slot (may get one long poll).
     in_slot: Option<usize>,
     last_sent: Vec<u8>,
+    /// Whether the last exchange got a valid answer (only then is a repeat acknowledged).
+    last_answered: bool,
+    last_sync: Option<Instant>,
+    /// A machine chirped: synchronise before the next poll.
+    sync_wanted: bool,
     events: VecDeque<PollerEvent>,
     next_id: u64,
 }
@@ -188,6 +204,9 @@ impl Poller {
             ready: None,
             in_slot: None,
             last_sent: Vec::new(),
+            last_answered: false,
+            last_sync: None,
+            sync_wanted: false,
             events: VecDeque::new(),
             next_id: 0,
         }
@@ -219,8 +238,18 @@ impl Poller {
         if self.machines[index].link == LinkState::Down {
             return Err(Error::LinkDown(address));
         }
-        let id = self.enqueue(index, poll, false)?;
+        let id = self.enqueue(index, poll, false, false)?;
         Ok(id)
+    }
+
+    /// Queues a long poll that goes out before the machine's next general poll, ahead of
+    /// ordinary long polls: set-up that must happen before more exceptions are read.
+    pub fn submit_first(&mut self, address: Address, poll: LongPoll) -> Result<RequestId, Error> {
+        let index = self.machine(address).ok_or(Error::UnknownMachine(address))?;
+        if self.machines[index].link == LinkState::Down {
+            return Err(Error::LinkDown(address));
+        }
+        self.enqueue(index, poll, false, true)
     }
 
     /// Bytes received from the line.
@@ -231,6 +260,7 @@ impl Poller {
             for &b in bytes {
                 if let Some(i) = self.machines.iter().position(|m| m.address.value() == b && m.link != LinkState::Up) {
                     self.machines[i].next_slot = now;
+                    self.sync_wanted = true;
                 }
             }
             return;
@@ -269,12 +299,16 @@ impl Poller {
             self.ready = self.next_exchange(now).map(|ex| (ex, false));
         }
         let (mut ex, repeat) = self.ready.take()?;
-        let needs_sync = !repeat
-            && (ex.bytes == self.last_sent || self.machines[ex.machine].link != LinkState::Up)
-            && self.last_sent != [SYNC_POLL];
-        if needs_sync {
+        let m = &self.machines[ex.machine];
+        let acknowledge = ex.bytes == self.last_sent && self.last_answered;
+        let silent = m.last_heard.is_none_or(|t| now.saturating_duration_since(t) >= self.config.resync_after);
+        let resync = self.sync_wanted
+            || (silent && self.last_sync.is_none_or(|t| now.saturating_duration_since(t) >= self.config.resync_after));
+        if !repeat && (acknowledge || resync) && self.last_sent != [SYNC_POLL] {
             self.ready = Some((ex, false));
             self.last_sent = vec![SYNC_POLL];
+            self.last_sync = Some(now);
+            self.sync_wanted = false;
             return Some(vec![SYNC_POLL]);
         }
         ex.sends += 1;
@@ -306,12 +340,14 @@ impl Poller {
         self.machines.iter().position(|m| m.address == address)
     }
 
-    fn enqueue(&mut self, index: usize, poll: LongPoll, internal: bool) -> Result<RequestId, Error> {
+    fn enqueue(&mut self, index: usize, poll: LongPoll, internal: bool, first: bool) -> Result<RequestId, Error> {
         let address = self.machines[index].address;
         let bytes = HostMessage::LongPoll(address, poll.clone()).encode()?;
         let id = RequestId(self.next_id);
         self.next_id += 1;
-        self.machines[index].queue.push_back(Pending { id, poll, bytes, internal });
+        let queue = &mut self.machines[index].queue;
+        let at = if first { queue.iter().take_while(|p| p.first).count() } else { queue.len() };
+        queue.insert(at, Pending { id, poll, bytes, internal, first });
         Ok(id)
     }
 
@@ -349,13 +385,16 @@ impl Poller {
             && m.last_heard.is_some_and(|t| now.saturating_duration_since(t) >= self.config.liveness_interval)
         {
             // Cannot fail: a read poll always encodes.
-            let _ = self.enqueue(i, LongPoll::Read(ReadPoll::CurrentCredits), true);
+            let _ = self.enqueue(i, LongPoll::Read(ReadPoll::CurrentCredits), true, false);
+        }
+        if self.machines[i].link == LinkState::Up && self.machines[i].queue.front().is_some_and(|p| p.first) {
+            return Some(self.long_exchange(i, now));
         }
         let address = self.machines[i].address;
         Some(Exchange {
             machine: i,
             kind: Kind::General,
-            expect: Expect::GeneralPoll,
+            expect: if self.machines[i].real_time { Expect::RealTimeGeneralPoll } else { Expect::GeneralPoll },
             bytes: vec![address.general_poll()],
             sends: 0,
             rx: Vec::new(),
@@ -436,6 +475,7 @@ impl Poller {
     }
 
     fn answered(&mut self, ex: Exchange, response: Response, now: Instant) {
+        self.last_answered = true;
         let i = ex.machine;
         let address = self.machines[i].address;
         self.heard(i, now);
@@ -520,6 +560,7 @@ impl Poller {
 
     /// The answer was missing or bad.
     fn fail_attempt(&mut self, now: Instant) {
+        self.last_answered = false;
         let ex = self.waiting.take().expect("waiting");
         if ex.sends < self.config.max_sends {
             self.ready = Some((ex, true));

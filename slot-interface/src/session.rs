@@ -182,8 +182,15 @@ impl HostCore {
     }
 
     fn internal_poll(&mut self, index: usize, poll: LongPoll, step: Step) {
+        let address = self.sessions[index].address;
+        // Set-up goes before the next general poll, so that exceptions read after it arrive
+        // with their real-time data or against a baseline.
+        let submitted = match step {
+            Step::RealTime | Step::Meters(false) => self.poller.submit_first(address, poll),
+            Step::Info | Step::Meters(true) => self.poller.submit(address, poll),
+        };
         // Only fails while the link is down, and then the link-up will ask again.
-        if let Ok(id) = self.poller.submit(self.sessions[index].address, poll) {
+        if let Ok(id) = submitted {
             self.internal.insert(id, (index, step));
         }
     }

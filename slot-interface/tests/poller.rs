@@ -93,10 +93,46 @@ fn an_unanswered_general_poll_is_sent_three_times_then_the_slot_ends() {
     r.at_deadline();
     r.expect_quiet();
     assert_eq!(r.poller.link(a1()), Some(LinkState::Unknown));
-    // The next slot, 200 ms after the first, starts with a sync again.
+    // The next slot, 200 ms after the first, asks again; nothing was answered, so nothing is
+    // acknowledged with a sync.
     r.at_deadline();
+    r.expect_tx("81");
+}
+
+#[test]
+fn after_a_lost_answer_the_next_slot_repeats_the_poll_and_acknowledges_nothing() {
+    let mut r = Rig::new(&[1]);
+    r.up();
+    r.advance(200);
     r.expect_tx("80");
     r.expect_tx("81");
+    for _ in 0..2 {
+        r.at_deadline();
+        r.expect_tx("81");
+    }
+    r.at_deadline();
+    r.expect_quiet();
+    r.at_deadline();
+    // Still the implied NACK: the machine keeps the exception it may have sent.
+    r.expect_tx("81");
+}
+
+#[test]
+fn a_machine_silent_for_seconds_gets_a_sync_in_case_it_restarted() {
+    let mut r = Rig::new(&[1]);
+    r.up();
+    let start = r.now;
+    let mut synced_at = None;
+    while r.now < start + Duration::from_secs(8) {
+        r.at_deadline();
+        while let Some(bytes) = r.poller.poll_transmit(r.now) {
+            if bytes == [0x80] && r.now > start + Duration::from_millis(300) && synced_at.is_none() {
+                synced_at = Some(r.now - start);
+            }
+        }
+    }
+    let at = synced_at.expect("a sync while the machine was silent");
+    assert!(at >= Duration::from_secs(5), "synced after {at:?}");
 }
 
 #[test]
@@ -115,7 +151,7 @@ fn polls_to_several_machines_acknowledge_each_other() {
     r.expect_tx("80");
     r.expect_tx("81");
     r.answer("00");
-    r.expect_tx("80");
+    // The sync at start-up synchronised every machine on the line.
     r.expect_tx("82");
     r.answer("00");
     r.advance(200);

@@ -346,7 +346,7 @@ impl Egm {
             }
             LongPoll::Read(read) => self.read(*read),
             LongPoll::RomSignature { seed } => {
-                self.rom_signature = Some(crc16_seeded(*seed, &self.rom_image()));
+                self.rom_signature = Some(self.signature(*seed));
                 Response::Ack
             }
             LongPoll::SelectedMeters { game, meters } => Response::SelectedMeters {
@@ -375,10 +375,11 @@ impl Egm {
         self.encode(response)
     }
 
-    /// What the ROM signature covers: the program's identity and paytable.
-    fn rom_image(&self) -> Vec<u8> {
-        format!("egm-sim {} {:?} {} {}", env!("CARGO_PKG_VERSION"), self.config.game, self.config.rtp_bp, self.config.bet_credits)
-            .into_bytes()
+    /// The ROM signature for `seed` (§6): the CRC of what stands for program memory here, the
+    /// simulator's version, game type, return and bet.
+    pub fn signature(&self, seed: u16) -> u16 {
+        let image = format!("egm-sim {} {:?} {} {}", env!("CARGO_PKG_VERSION"), self.config.game, self.config.rtp_bp, self.config.bet_credits);
+        crc16_seeded(seed, image.as_bytes())
     }
 
     fn meter(&self, code: MeterCode) -> Option<u64> {

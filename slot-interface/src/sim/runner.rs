@@ -188,11 +188,16 @@ pub async fn run(
     let mut next_game = auto.map(|d| Instant::now() + d);
     let mut rx = Vec::with_capacity(256);
     let tick = Duration::from_millis(10);
+    // An answer going out slowly, a byte at a time.
+    let mut slow = SlowAnswer::default();
     loop {
+        let slow_due = slow.due();
         tokio::select! {
             received = port.recv(&mut rx) => {
                 received?;
                 let now = Instant::now();
+                // The host is talking: stop transmitting at once (collision rule, §4.5).
+                slow.abort();
                 let framed = framer.push(&rx, now);
                 rx.clear();
                 for item in framed {
@@ -201,8 +206,13 @@ pub async fn run(
                         Framed::Damaged { first_byte } => egm.refuse_damaged(first_byte),
                     };
                     if let Some(bytes) = answer {
-                        send_answer(&mut port, &mut faults, bytes, now).await?;
+                        send_answer(&mut port, &mut faults, &mut slow, bytes, now).await?;
                     }
+                }
+            }
+            () = slow_due => {
+                if let Some(byte) = slow.next(Instant::now()) {
+                    port.send_data(&[byte]).await?;
                 }
             }
             () = tokio::time::sleep(tick) => {
@@ -281,7 +291,44 @@ fn apply(egm: &mut Egm, faults: &mut Faults, auto: &mut Option<Duration>, comman
     Ok(String::new())
 }
 
-async fn send_answer(port: &mut SasPort, faults: &mut Faults, mut bytes: Vec<u8>, now: Instant) -> Result<(), Error> {
+/// The rest of an answer sent a byte at a time, and when the next byte is due.
+#[derive(Default)]
+struct SlowAnswer {
+    bytes: std::collections::VecDeque<u8>,
+    gap: Duration,
+    next_at: Option<Instant>,
+}
+
+impl SlowAnswer {
+    fn due(&self) -> impl std::future::Future<Output = ()> + use<> {
+        let at = self.next_at;
+        async move {
+            match at {
+                Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    fn next(&mut self, now: Instant) -> Option<u8> {
+        let byte = self.bytes.pop_front();
+        self.next_at = (!self.bytes.is_empty()).then(|| now + self.gap);
+        byte
+    }
+
+    fn abort(&mut self) {
+        self.bytes.clear();
+        self.next_at = None;
+    }
+}
+
+async fn send_answer(
+    port: &mut SasPort,
+    faults: &mut Faults,
+    slow: &mut SlowAnswer,
+    mut bytes: Vec<u8>,
+    now: Instant,
+) -> Result<(), Error> {
     if faults.silent(now) {
         return Ok(());
     }
@@ -299,14 +346,10 @@ async fn send_answer(port: &mut SasPort, faults: &mut Faults, mut bytes: Vec<u8>
     match &mut faults.slow {
         Some((gap, answers)) if *answers > 0 => {
             *answers -= 1;
-            let gap = *gap;
-            for (i, byte) in bytes.iter().enumerate() {
-                if i > 0 {
-                    tokio::time::sleep(gap).await;
-                }
-                port.send_data(&[*byte]).await?;
-            }
-            Ok(())
+            slow.gap = *gap;
+            slow.bytes = bytes.into();
+            let first = slow.next(now);
+            port.send_data(&[first.expect("answers are never empty")]).await
         }
         _ => port.send_data(&bytes).await,
     }
