@@ -362,9 +362,15 @@ impl Watcher {
 
 /// Connects to the card in `reader` and identifies it.
 fn read_card(ctx: &Context, reader: &CStr, atr: &[u8], how: &Identification) -> Result<CardId, Error> {
-    let card = ctx.connect(reader, ShareMode::Shared, Protocols::ANY)?;
+    let mut card = ctx.connect(reader, ShareMode::Shared, Protocols::ANY)?;
     let mut buffer = [0u8; pcsc::MAX_BUFFER_SIZE];
-    let id = how.identify(atr, |apdu| Ok(card.transmit(apdu, &mut buffer)?.to_vec()));
+    let mut id = how.identify(atr, |apdu| Ok(card.transmit(apdu, &mut buffer)?.to_vec()));
+    if matches!(id, Err(Error::Pcsc(pcsc::Error::ResetCard))) {
+        // Another application reset the card between our connect and our command (seen with two
+        // clients on one reader); the card is still there, so reconnect once and ask again.
+        card.reconnect(ShareMode::Shared, Protocols::ANY, Disposition::LeaveCard)?;
+        id = how.identify(atr, |apdu| Ok(card.transmit(apdu, &mut buffer)?.to_vec()));
+    }
     let _ = card.disconnect(Disposition::LeaveCard);
     id
 }
