@@ -117,21 +117,24 @@ mod tests {
         start + Duration::from_millis(ms)
     }
 
-    #[test]
-    fn arrival_is_reported_at_once() {
+    /// A debouncer that has just reported card AAAA inserted: (now, debouncer, events so far).
+    fn holding_aaaa() -> (Instant, Debouncer, Vec<CardEvent>) {
         let mut d = Debouncer::new("r", HOLD);
         let mut ev = Vec::new();
         d.card_present(card("AAAA"), &mut ev);
+        (Instant::now(), d, ev)
+    }
+
+    #[test]
+    fn arrival_is_reported_at_once() {
+        let (_, d, ev) = holding_aaaa();
         assert_eq!(ev, [ins("AAAA")]);
         assert_eq!(d.poll_timeout(), None, "a present card has no removal pending");
     }
 
     #[test]
     fn departure_is_reported_after_the_hold_time() {
-        let t = Instant::now();
-        let mut d = Debouncer::new("r", HOLD);
-        let mut ev = Vec::new();
-        d.card_present(card("AAAA"), &mut ev);
+        let (t, mut d, mut ev) = holding_aaaa();
         d.card_absent(t);
         assert_eq!(d.poll_timeout(), Some(ms(t, 500)));
         d.handle_timeout(ms(t, 499), &mut ev);
@@ -143,10 +146,7 @@ mod tests {
 
     #[test]
     fn a_short_absence_is_swallowed() {
-        let t = Instant::now();
-        let mut d = Debouncer::new("r", HOLD);
-        let mut ev = Vec::new();
-        d.card_present(card("AAAA"), &mut ev);
+        let (t, mut d, mut ev) = holding_aaaa();
         d.card_absent(t);
         d.card_present(card("AAAA"), &mut ev);
         d.handle_timeout(ms(t, 600), &mut ev);
@@ -155,10 +155,7 @@ mod tests {
 
     #[test]
     fn a_second_absence_does_not_postpone_the_first() {
-        let t = Instant::now();
-        let mut d = Debouncer::new("r", HOLD);
-        let mut ev = Vec::new();
-        d.card_present(card("AAAA"), &mut ev);
+        let (t, mut d, _) = holding_aaaa();
         d.card_absent(t);
         d.card_absent(ms(t, 400));
         assert_eq!(d.poll_timeout(), Some(ms(t, 500)));
@@ -166,10 +163,7 @@ mod tests {
 
     #[test]
     fn another_card_replaces_the_held_one_at_once() {
-        let t = Instant::now();
-        let mut d = Debouncer::new("r", HOLD);
-        let mut ev = Vec::new();
-        d.card_present(card("AAAA"), &mut ev);
+        let (t, mut d, mut ev) = holding_aaaa();
         d.card_absent(t);
         d.card_present(card("BBBB"), &mut ev);
         assert_eq!(ev, [ins("AAAA"), rem("AAAA"), ins("BBBB")]);
@@ -192,10 +186,7 @@ mod tests {
 
     #[test]
     fn unknown_presence_waits_for_the_grace_time() {
-        let t = Instant::now();
-        let mut d = Debouncer::new("r", HOLD);
-        let mut ev = Vec::new();
-        d.card_present(card("AAAA"), &mut ev);
+        let (t, mut d, mut ev) = holding_aaaa();
         d.presence_unknown(t, Duration::from_secs(5));
         d.handle_timeout(ms(t, 4_999), &mut ev);
         assert_eq!(ev, [ins("AAAA")]);
@@ -206,10 +197,7 @@ mod tests {
 
     #[test]
     fn unknown_presence_does_not_postpone_a_pending_removal() {
-        let t = Instant::now();
-        let mut d = Debouncer::new("r", HOLD);
-        let mut ev = Vec::new();
-        d.card_present(card("AAAA"), &mut ev);
+        let (t, mut d, _) = holding_aaaa();
         d.card_absent(t);
         d.presence_unknown(ms(t, 100), Duration::from_secs(5));
         assert_eq!(d.poll_timeout(), Some(ms(t, 500)));
@@ -217,10 +205,7 @@ mod tests {
 
     #[test]
     fn absence_seen_during_an_outage_shortens_the_wait() {
-        let t = Instant::now();
-        let mut d = Debouncer::new("r", HOLD);
-        let mut ev = Vec::new();
-        d.card_present(card("AAAA"), &mut ev);
+        let (t, mut d, _) = holding_aaaa();
         d.presence_unknown(t, Duration::from_secs(5));
         d.card_absent(ms(t, 1_000));
         assert_eq!(d.poll_timeout(), Some(ms(t, 1_500)));

@@ -108,21 +108,30 @@ fn removed(id: &str) -> CardEvent {
     CardEvent::Removed { reader: NAME.into(), card: CardId::parse(id).unwrap() }
 }
 
-/// Opens the reader on the pair and waits until it has the device open.
-async fn open_reader(pair: &PtyPair, format: SerialFormat) -> CardReader {
-    let reader = SerialReader::spawn(config(pair, format));
-    until("the reader has opened the device", || reader.counters().connections() == 1).await;
-    reader
+/// A reader on one end of a pty pair, with the device open.
+struct Rig {
+    reader: CardReader,
+    pair: PtyPair,
+    _dir: tempfile::TempDir,
+}
+
+impl Rig {
+    /// `None` when the test is skipped.
+    async fn start(format: SerialFormat) -> Option<Self> {
+        if !socat_or_skip() {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let pair = PtyPair::start(dir.path());
+        let reader = SerialReader::spawn(config(&pair, format));
+        until("the reader has opened the device", || reader.counters().connections() == 1).await;
+        Some(Self { reader, pair, _dir: dir })
+    }
 }
 
 #[tokio::test]
 async fn serial_em4100_tag_is_inserted_while_its_frames_repeat_and_removed_after_silence() {
-    if !socat_or_skip() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let pair = PtyPair::start(dir.path());
-    let mut reader = open_reader(&pair, SerialFormat::Em4100).await;
+    let Some(Rig { mut reader, pair, _dir }) = Rig::start(SerialFormat::Em4100).await else { return };
     let mut out = pair.open_writer();
     let started = Instant::now();
     for _ in 0..3 {
@@ -136,12 +145,7 @@ async fn serial_em4100_tag_is_inserted_while_its_frames_repeat_and_removed_after
 
 #[tokio::test]
 async fn serial_corrupted_frames_are_rejected_counted_and_never_an_id() {
-    if !socat_or_skip() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let pair = PtyPair::start(dir.path());
-    let mut reader = open_reader(&pair, SerialFormat::Em4100).await;
+    let Some(Rig { mut reader, pair, _dir }) = Rig::start(SerialFormat::Em4100).await else { return };
     let mut out = pair.open_writer();
     let good = rdm6300_frame(TAG_A).to_vec();
     let mut bad_checksum = good.clone();
@@ -159,12 +163,7 @@ async fn serial_corrupted_frames_are_rejected_counted_and_never_an_id() {
 
 #[tokio::test]
 async fn serial_frames_split_across_reads_decode() {
-    if !socat_or_skip() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let pair = PtyPair::start(dir.path());
-    let mut reader = open_reader(&pair, SerialFormat::Em4100).await;
+    let Some(Rig { mut reader, pair, _dir }) = Rig::start(SerialFormat::Em4100).await else { return };
     let mut out = pair.open_writer();
     // Byte by byte with pauses, so the reader gets the frame in many reads.
     for byte in rdm6300_frame(TAG_B) {
@@ -199,12 +198,7 @@ async fn serial_device_vanishing_and_returning_is_reopened() {
 
 #[tokio::test]
 async fn serial_garbage_flood_neither_starves_nor_crashes_the_reader() {
-    if !socat_or_skip() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let pair = PtyPair::start(dir.path());
-    let mut reader = open_reader(&pair, SerialFormat::Em4100).await;
+    let Some(Rig { mut reader, pair, _dir }) = Rig::start(SerialFormat::Em4100).await else { return };
 
     // Another task on this (single-threaded) runtime, which a starving reader would stop.
     let ticks = Arc::new(AtomicU64::new(0));
@@ -264,12 +258,7 @@ async fn serial_garbage_flood_neither_starves_nor_crashes_the_reader() {
 
 #[tokio::test]
 async fn serial_track2_swipe_with_lrc() {
-    if !socat_or_skip() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let pair = PtyPair::start(dir.path());
-    let mut reader = open_reader(&pair, SerialFormat::Track2 { lrc: true }).await;
+    let Some(Rig { mut reader, pair, _dir }) = Rig::start(SerialFormat::Track2 { lrc: true }).await else { return };
     let mut swipe = track2_frame("6012345678901234=2912101123456789", true);
     swipe.extend(b"\r\n");
     let mut wrong = swipe.clone();
@@ -284,13 +273,8 @@ async fn serial_track2_swipe_with_lrc() {
 
 #[tokio::test]
 async fn serial_line_format_reader() {
-    if !socat_or_skip() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let pair = PtyPair::start(dir.path());
     let format = LineFormat::new(b"", b"\r\n", Charset::Decimal, 10, 10).unwrap();
-    let mut reader = open_reader(&pair, SerialFormat::Line(format)).await;
+    let Some(Rig { mut reader, pair, _dir }) = Rig::start(SerialFormat::Line(format)).await else { return };
     pair.open_writer().write_all(b"12345\r\n0004718592\r\n").unwrap();
     assert_eq!(next(&mut reader).await, inserted("0004718592"));
     assert_eq!(reader.counters().rejected_frames(), 1);
