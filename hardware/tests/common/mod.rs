@@ -22,6 +22,7 @@ pub async fn quiet_for(reader: &mut CardReader, period: Duration) {
 }
 
 /// Waits until `condition` holds, re-checking every 10 ms, failing the test after [`WAIT`].
+#[allow(dead_code, reason = "not every test binary needs it")]
 pub async fn until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + WAIT;
     while !condition() {
