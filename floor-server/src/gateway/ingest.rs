@@ -120,7 +120,7 @@ static INSERT_EVENTS: MultiRowInsert = MultiRowInsert::new(
     8,
     "",
 );
-/// Rows per INSERT statement (8 parameters each; well under both backends' limits).
+/// Rows per INSERT statement (8 parameters each, within both backends' limits).
 const ROWS_PER_INSERT: usize = 128;
 const MAX_ATTEMPTS: usize = 3;
 
@@ -223,7 +223,7 @@ impl Writer {
         let rows: Vec<(&Item, &Applied)> =
             batch.iter().zip(&applied).filter_map(|(i, a)| a.as_ref().map(|a| (i, a))).collect();
         for chunk in rows.chunks(ROWS_PER_INSERT) {
-            let mut q = sqlx::query(INSERT_EVENTS.sql(chunk.len()));
+            let mut q = sqlx::query(INSERT_EVENTS.sql(self.store.backend(), chunk.len()));
             for (item, a) in chunk {
                 q = q
                     .bind(item.terminal.id.as_str())
