@@ -305,7 +305,7 @@ async fn postgres_two_servers_on_one_database_store_each_event_once() {
     for (link, gaps) in [(&mut a, gaps_a), (&mut b, gaps_b)] {
         for seq in gaps {
             let r = call(link, &event(seq, play("s", dec!(1.00)))).await;
-            assert!(matches!(r, ServerMessage::Ack { .. } | ServerMessage::Error { code: ErrorCode::SequenceGap, .. }), "{r:?}");
+            assert!(matches!(r, ServerMessage::Ack { .. } | ServerMessage::Error { code: ErrorCode::SequenceGap, .. }), "{seq}: {r:?}");
         }
     }
     let last: i64 = sqlx::query_scalar("SELECT last_seq FROM terminals WHERE id = 'SLOT-1'").fetch_one(floor.store().read()).await.unwrap();

@@ -122,7 +122,7 @@ static INSERT_EVENTS: MultiRowInsert = MultiRowInsert::new(
 );
 /// Rows per INSERT statement (8 parameters each, within both backends' limits).
 const ROWS_PER_INSERT: usize = 128;
-const MAX_ATTEMPTS: usize = 3;
+const MAX_ATTEMPTS: usize = 5;
 
 impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<Item>, max_batch: usize) {
@@ -208,7 +208,28 @@ impl Writer {
             });
         }
 
-        // 2. Apply accepted events in order.
+        // 2. Move each terminal's sequence forward first, confirming nobody else did. This takes
+        //    the terminal's row lock (PostgreSQL), so a second process handling the same terminal
+        //    waits here and then finds the number moved, instead of racing on the events' keys.
+        //    Terminals are locked in one order everywhere, so two batches cannot deadlock.
+        let mut moved: Vec<(&str, u64, u64)> =
+            next.iter().filter(|(_, (c, r))| r != c).map(|(t, (c, r))| (*t, *c, *r)).collect();
+        moved.sort_unstable();
+        for (terminal, committed, running) in &moved {
+            let n = sqlx::query("UPDATE terminals SET last_seq = $1, last_seen_at = $2 WHERE id = $3 AND last_seq = $4")
+                .bind(seq_i64(*running))
+                .bind(now)
+                .bind(*terminal)
+                .bind(seq_i64(*committed))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n != 1 {
+                return Err(CommitError::Conflict);
+            }
+        }
+
+        // 3. Apply accepted events in order.
         let mut sessions = SessionCache::default();
         let mut applied: Vec<Option<Applied>> = Vec::with_capacity(batch.len());
         for (item, class) in batch.iter().zip(&classes) {
@@ -219,7 +240,7 @@ impl Writer {
         }
         sessions.flush(&mut tx).await?;
 
-        // 3. Store the accepted events.
+        // 4. Store the accepted events.
         let rows: Vec<(&Item, &Applied)> =
             batch.iter().zip(&applied).filter_map(|(i, a)| a.as_ref().map(|a| (i, a))).collect();
         for chunk in rows.chunks(ROWS_PER_INSERT) {
@@ -238,23 +259,6 @@ impl Writer {
             q.execute(&mut *tx).await?;
         }
 
-        // 4. Move each terminal's sequence forward, confirming nobody else did.
-        for (terminal, (committed, running)) in &next {
-            if running == committed {
-                continue;
-            }
-            let n = sqlx::query("UPDATE terminals SET last_seq = $1, last_seen_at = $2 WHERE id = $3 AND last_seq = $4")
-                .bind(seq_i64(*running))
-                .bind(now)
-                .bind(*terminal)
-                .bind(seq_i64(*committed))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if n != 1 {
-                return Err(CommitError::Conflict);
-            }
-        }
         tx.commit().await?;
         for (terminal, (_, running)) in next {
             self.last_seq.insert(terminal.to_owned(), running);
@@ -311,12 +315,24 @@ enum CommitError {
 
 impl From<Error> for CommitError {
     fn from(e: Error) -> Self {
-        CommitError::Db(e)
+        match e {
+            Error::Db(e) => CommitError::from(e),
+            e => CommitError::Db(e),
+        }
     }
 }
 impl From<sqlx::Error> for CommitError {
     fn from(e: sqlx::Error) -> Self {
-        CommitError::Db(Error::Db(e))
+        if is_transient(&e) { CommitError::Conflict } else { CommitError::Db(Error::Db(e)) }
+    }
+}
+
+/// Errors that mean "another transaction got there first; try again": a PostgreSQL deadlock or
+/// serialisation failure, a key another process just committed, SQLite busy.
+fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => d.is_unique_violation() || matches!(d.code().as_deref(), Some("40P01" | "40001" | "5" | "517")),
+        _ => false,
     }
 }
 
@@ -361,8 +377,11 @@ impl SessionCache {
         Ok(info)
     }
 
+    /// Adds the batch's play to its sessions, in one order everywhere (no lock-order deadlocks).
     async fn flush(&mut self, tx: &mut Transaction<'static, Any>) -> Result<()> {
-        for (id, (games, wagered, won)) in self.totals.drain() {
+        let mut totals: Vec<_> = self.totals.drain().collect();
+        totals.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (id, (games, wagered, won)) in totals {
             sqlx::query(
                 "UPDATE card_sessions SET games = games + $1, wagered_cents = wagered_cents + $2, won_cents = won_cents + $3 WHERE id = $4",
             )
