@@ -138,3 +138,12 @@ pub fn self_signed() -> (String, String) {
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).expect("certificate");
     (ck.cert.pem(), ck.signing_key.serialize_pem())
 }
+
+/// The path of a workspace binary built beside the running test (`target/<profile>/<name>`).
+pub fn workspace_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target directory");
+    let bin = dir.join(name);
+    assert!(bin.exists(), "{} is not built: run `cargo build -p {name}` (nextest --workspace builds it)", bin.display());
+    bin
+}
