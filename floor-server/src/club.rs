@@ -157,13 +157,22 @@ pub async fn set_card_state(store: &Store, card_id: i64, to: CardState, actor: &
         return Err(Error::Conflict(format!("a card cannot go from {} to {}", from.code(), to.code())));
     }
     let activated = if to == CardState::Active { Some(now) } else { None };
-    sqlx::query("UPDATE cards SET state = $1, state_changed_at = $2, activated_at = COALESCE($3, activated_at) WHERE id = $4")
-        .bind(to.code())
-        .bind(now)
-        .bind(activated)
-        .bind(card_id)
-        .execute(&mut *tx)
-        .await?;
+    // Conditional on the state just read: another process changing the card in between makes
+    // this a conflict instead of a silent double transition.
+    let changed = sqlx::query(
+        "UPDATE cards SET state = $1, state_changed_at = $2, activated_at = COALESCE($3, activated_at) WHERE id = $4 AND state = $5",
+    )
+    .bind(to.code())
+    .bind(now)
+    .bind(activated)
+    .bind(card_id)
+    .bind(from.code())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if changed != 1 {
+        return Err(Error::Conflict("the card changed meanwhile; try again".into()));
+    }
     if from == CardState::Active && to != CardState::Active {
         let number: String = sqlx::query_scalar("SELECT card_number FROM cards WHERE id = $1").bind(card_id).fetch_one(&mut *tx).await?;
         broadcast::queue(&mut tx, now, &ServerMessage::BlockCard { card: CardNumber::new(number) }).await?;
