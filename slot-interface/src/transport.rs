@@ -138,8 +138,9 @@ impl SasPort {
 
     /// Sends bytes without the wakeup bit (a machine's answer).
     pub async fn send_data(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        // No flush: on a serial stream it is tcdrain, a blocking wait for the UART (half a
+        // millisecond a byte) on the async thread. The poller already allows for the wire time.
         AsyncWriteExt::write_all(&mut self.stream, bytes).await?;
-        AsyncWriteExt::flush(&mut self.stream).await?;
         Ok(())
     }
 
