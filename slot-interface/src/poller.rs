@@ -300,7 +300,9 @@ impl Poller {
         }
         let (mut ex, repeat) = self.ready.take()?;
         let m = &self.machines[ex.machine];
-        let acknowledge = ex.bytes == self.last_sent && self.last_answered;
+        // Machines compare address and command (§3.1): a long poll with the same command, even
+        // with other data, would be taken as a repeat.
+        let acknowledge = same_poll(&ex.bytes, &self.last_sent) && self.last_answered;
         let silent = m.last_heard.is_none_or(|t| now.saturating_duration_since(t) >= self.config.resync_after);
         let resync = self.sync_wanted
             || (silent && self.last_sync.is_none_or(|t| now.saturating_duration_since(t) >= self.config.resync_after));
@@ -586,4 +588,9 @@ impl Poller {
             self.link_down(i);
         }
     }
+}
+
+/// Whether two messages are the same poll as a machine sees it: address and command.
+fn same_poll(a: &[u8], b: &[u8]) -> bool {
+    a.iter().take(2).eq(b.iter().take(2))
 }

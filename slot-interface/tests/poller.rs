@@ -417,3 +417,18 @@ fn unknown_machines_are_refused() {
         Err(Error::UnknownMachine(_))
     ));
 }
+
+#[test]
+fn set_up_polls_go_before_the_general_poll_and_the_same_command_twice_is_separated_by_a_sync() {
+    let mut r = Rig::new(&[1]);
+    r.up();
+    r.poller.submit_first(a1(), LongPoll::RealTimeEvents(true)).unwrap();
+    r.poller.submit_first(a1(), LongPoll::RealTimeEvents(false)).unwrap();
+    r.advance(200);
+    r.expect_tx("01 0E 01 45 D1");
+    r.answer_quiet("01");
+    r.advance(40);
+    // Same address and command: a machine would take it as a repeat of the first (§3.1).
+    r.expect_tx("80");
+    r.expect_tx("01 0E 00 CC C0");
+}
