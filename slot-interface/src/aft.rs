@@ -7,14 +7,29 @@
 //! they become `Money` only at the host API. No IO here; the procedure lives in `host`.
 
 use club_rules::Money;
+use serde::{Deserialize, Serialize};
 
 use crate::codec::Fields;
 use crate::frame::{put_bcd, put_binary};
 use crate::{Error, FrameFault};
 
 /// An AFT transaction id: 1 to 20 printable ASCII characters, 0x20 to 0x7E (§8).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct TransactionId(String);
+
+impl TryFrom<String> for TransactionId {
+    type Error = Error;
+    fn try_from(id: String) -> Result<TransactionId, Error> {
+        TransactionId::parse(&id)
+    }
+}
+
+impl From<TransactionId> for String {
+    fn from(id: TransactionId) -> String {
+        id.0
+    }
+}
 
 impl TransactionId {
     /// Validates a transaction id.
@@ -307,7 +322,7 @@ impl TransferFunds {
 }
 
 /// One transfer as the machine reports it (the long form of the 0x72 response).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransferRecord {
     pub transfer_type: u8,
     pub cashable_cents: u64,

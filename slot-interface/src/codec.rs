@@ -789,7 +789,10 @@ impl Response {
             (_, RTE_MARK) => decode_rte(buf, quiet),
             (Expect::LongPoll { .. }, 0x00) => Ok(Some((Response::Busy, 2))),
             (_, cmd::ROM_SIGNATURE) => decode_fixed(buf, 6, |f| Ok(Response::RomSignature(f.binary(2)? as u16))),
-            (Expect::GeneralPoll | Expect::RealTimeGeneralPoll, _) => Ok(Some((Response::Exception(ExceptionCode(first)), 1))),
+            (Expect::GeneralPoll, _) => Ok(Some((Response::Exception(ExceptionCode(first)), 1))),
+            // In real-time mode the address starts an event frame; an address byte followed by
+            // anything else is noise such as a chirp (§4.2): resynchronise on the next byte.
+            (Expect::RealTimeGeneralPoll, _) => Err(frame_error(FrameFault::Garbage, 1)),
             (Expect::LongPoll { command, ack }, c) if c == command && !ack => decode_data(buf, command),
             (Expect::LongPoll { ack: true, .. }, _) => Ok(Some((Response::Ack, 1))),
             (Expect::LongPoll { .. }, _) => Err(frame_error(FrameFault::Garbage, 1)),

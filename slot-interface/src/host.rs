@@ -88,7 +88,7 @@ async fn run(
     let mut rx = Vec::with_capacity(256);
     loop {
         while let Some(bytes) = core.poll_transmit(Instant::now()) {
-            tracing::trace!(bytes = ?bytes, "sas tx");
+            tracing::trace!(bytes = %loggable(&bytes), "sas tx");
             port.send_message(&bytes).await?;
         }
         while let Some(output) = core.poll_output() {
@@ -116,7 +116,7 @@ async fn run(
         tokio::select! {
             received = port.recv_bytes(&mut rx) => {
                 received?;
-                tracing::trace!(bytes = ?rx, "sas rx");
+                tracing::trace!(bytes = %loggable(&rx), "sas rx");
                 core.handle_input(&rx, Instant::now());
                 rx.clear();
             }
@@ -412,7 +412,31 @@ impl MachineLink {
     }
 }
 
+/// Bytes for a trace log. AFT registration and transfer messages carry the registration key
+/// (a secret), so only their address, command and length are shown.
+fn loggable(bytes: &[u8]) -> String {
+    match bytes {
+        [address, command @ (0x72 | 0x73), ..] => {
+            format!("{address:02X} {command:02X} .. ({} bytes, AFT, withheld)", bytes.len())
+        }
+        _ => bytes.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(" "),
+    }
+}
+
 fn positive_cents(amount: Money) -> Result<u64, Error> {
     let exact = Money::from_decimal(amount.as_decimal()).map_err(|_| Error::BadAmount(amount.to_string()))?;
     u64::try_from(exact.cents()).ok().filter(|c| *c > 0).ok_or_else(|| Error::BadAmount(amount.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aft_messages_are_not_logged_with_their_key() {
+        let mut register = vec![0x01, 0x73, 0x1D, 0x01];
+        register.extend([0xAB; 28]);
+        assert_eq!(loggable(&register), "01 73 .. (32 bytes, AFT, withheld)");
+        assert_eq!(loggable(&[0x01, 0x1A]), "01 1A");
+    }
 }

@@ -212,6 +212,17 @@ fn a_real_time_event_may_answer_a_long_poll() {
 }
 
 #[test]
+fn in_real_time_mode_a_chirp_before_an_event_is_skipped() {
+    let line = hex("01 01 FF 7F 00 00 00 20 F2 3C");
+    let Err(Error::Frame { fault: FrameFault::Garbage, skip: 1 }) = Response::decode(a1(), Expect::RealTimeGeneralPoll, &line, false)
+    else {
+        panic!("the chirp is noise")
+    };
+    let (r, _) = Response::decode(a1(), Expect::RealTimeGeneralPoll, &line[1..], false).unwrap().unwrap();
+    assert!(matches!(r, Response::RealTimeEvent(Event { code: ExceptionCode::GAME_ENDED, .. })));
+}
+
+#[test]
 fn rom_signature_answers_a_general_poll() {
     check_response("01 21 0F A0 9E 63", Expect::GeneralPoll, Response::RomSignature(0xA00F));
 }

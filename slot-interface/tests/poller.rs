@@ -64,6 +64,17 @@ impl Rig {
         std::iter::from_fn(|| self.poller.poll_event()).collect()
     }
 
+    /// With machine 1 up: queues `poll`, then plays the next slot up to the long poll's turn
+    /// (sync, general poll, "no activity"); the caller expects the long poll next.
+    fn slot_with(&mut self, poll: LongPoll) -> slot_interface::poller::RequestId {
+        let id = self.poller.submit(a1(), poll).unwrap();
+        self.advance(200);
+        self.expect_tx("80");
+        self.expect_tx("81");
+        self.answer("00");
+        id
+    }
+
     /// Brings machine 1 up: sync, general poll, "no activity".
     fn up(&mut self) {
         self.expect_tx("80");
@@ -164,11 +175,7 @@ fn polls_to_several_machines_acknowledge_each_other() {
 fn a_long_poll_follows_the_general_poll_of_its_slot() {
     let mut r = Rig::new(&[1]);
     r.up();
-    let id = r.poller.submit(a1(), LongPoll::Read(ReadPoll::CurrentCredits)).unwrap();
-    r.advance(200);
-    r.expect_tx("80");
-    r.expect_tx("81");
-    r.answer("00");
+    let id = r.slot_with(LongPoll::Read(ReadPoll::CurrentCredits));
     r.expect_tx("01 1A");
     r.answer("01 1A 00 00 12 34 45 2D");
     let events = r.events();
@@ -182,11 +189,7 @@ fn a_long_poll_follows_the_general_poll_of_its_slot() {
 fn a_damaged_answer_is_asked_for_again_with_the_same_poll() {
     let mut r = Rig::new(&[1]);
     r.up();
-    r.poller.submit(a1(), LongPoll::Read(ReadPoll::CurrentCredits)).unwrap();
-    r.advance(200);
-    r.expect_tx("80");
-    r.expect_tx("81");
-    r.answer("00");
+    r.slot_with(LongPoll::Read(ReadPoll::CurrentCredits));
     r.expect_tx("01 1A");
     r.answer("01 1A 00 00 12 34 45 2E");
     r.expect_quiet();
@@ -201,11 +204,7 @@ fn a_damaged_answer_is_asked_for_again_with_the_same_poll() {
 fn a_long_poll_without_an_answer_fails_after_three_sends() {
     let mut r = Rig::new(&[1]);
     r.up();
-    r.poller.submit(a1(), LongPoll::Read(ReadPoll::CurrentCredits)).unwrap();
-    r.advance(200);
-    r.expect_tx("80");
-    r.expect_tx("81");
-    r.answer("00");
+    r.slot_with(LongPoll::Read(ReadPoll::CurrentCredits));
     for _ in 0..3 {
         r.expect_tx("01 1A");
         r.at_deadline();
@@ -218,11 +217,7 @@ fn a_long_poll_without_an_answer_fails_after_three_sends() {
 fn a_nack_is_a_refusal_sent_again_as_a_fresh_poll() {
     let mut r = Rig::new(&[1]);
     r.up();
-    r.poller.submit(a1(), LongPoll::Shutdown).unwrap();
-    r.advance(200);
-    r.expect_tx("80");
-    r.expect_tx("81");
-    r.answer("00");
+    r.slot_with(LongPoll::Shutdown);
     r.expect_tx("01 01 51 08");
     r.answer("81");
     r.expect_tx("80");
@@ -235,11 +230,7 @@ fn a_nack_is_a_refusal_sent_again_as_a_fresh_poll() {
 fn three_nacks_are_reported_as_the_answer() {
     let mut r = Rig::new(&[1]);
     r.up();
-    r.poller.submit(a1(), LongPoll::Shutdown).unwrap();
-    r.advance(200);
-    r.expect_tx("80");
-    r.expect_tx("81");
-    r.answer("00");
+    r.slot_with(LongPoll::Shutdown);
     r.expect_tx("01 01 51 08");
     r.answer("81");
     for _ in 0..2 {
@@ -254,11 +245,7 @@ fn three_nacks_are_reported_as_the_answer() {
 fn a_busy_machine_gets_the_long_poll_again_next_slot() {
     let mut r = Rig::new(&[1]);
     r.up();
-    r.poller.submit(a1(), LongPoll::Read(ReadPoll::CurrentCredits)).unwrap();
-    r.advance(200);
-    r.expect_tx("80");
-    r.expect_tx("81");
-    r.answer("00");
+    r.slot_with(LongPoll::Read(ReadPoll::CurrentCredits));
     r.expect_tx("01 1A");
     r.answer("01 00");
     r.expect_quiet();
@@ -284,11 +271,7 @@ fn exceptions_become_events_in_order() {
 
 fn into_real_time(r: &mut Rig) {
     r.up();
-    r.poller.submit(a1(), LongPoll::RealTimeEvents(true)).unwrap();
-    r.advance(200);
-    r.expect_tx("80");
-    r.expect_tx("81");
-    r.answer("00");
+    r.slot_with(LongPoll::RealTimeEvents(true));
     r.expect_tx("01 0E 01 45 D1");
     r.answer_quiet("01");
     r.events();

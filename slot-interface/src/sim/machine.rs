@@ -24,8 +24,8 @@ use super::game::Paytable;
 use super::store::{StoredTransfer, Stored};
 use crate::aft::{
     lock_code, lock_status, registration_code, registration_status, LockRequest, LockStatus, RegistrationRequest,
-    RegistrationResponse, TransferFunds, TransferRequest, TransferResponse, TransferStatus, CONDITION_TO_MACHINE,
-    FLAG_ONLY_IF_LOCKED, NO_RECEIPT, TRANSFER_IN_HOUSE_TO_MACHINE,
+    RegistrationResponse, TransferFunds, TransferRecord, TransferRequest, TransferResponse, TransferStatus,
+    CONDITION_TO_MACHINE, FLAG_ONLY_IF_LOCKED, NO_RECEIPT, TRANSFER_IN_HOUSE_TO_MACHINE,
 };
 use crate::codec::{
     BasicMeters, Event, EventDetail, HandpayInfo, HostMessage, LongPoll, MachineInfo, Meters10To15, Meters11To15, ReadPoll,
@@ -564,17 +564,21 @@ impl Egm {
                 let status = self.check_transfer(request);
                 let (date, time) = self.wall_clock;
                 let attempt = StoredTransfer {
-                    transaction_id: request.transaction_id.as_str().to_string(),
                     status: status.0,
-                    transfer_type: request.transfer_type,
-                    cashable_cents: request.cashable_cents,
-                    restricted_cents: request.restricted_cents,
-                    nonrestricted_cents: request.nonrestricted_cents,
-                    flags: request.flags,
-                    asset_number: self.config.asset_number,
-                    date,
-                    time,
-                    pool_id: request.pool_id,
+                    record: TransferRecord {
+                        transfer_type: request.transfer_type,
+                        cashable_cents: request.cashable_cents,
+                        restricted_cents: request.restricted_cents,
+                        nonrestricted_cents: request.nonrestricted_cents,
+                        flags: request.flags,
+                        asset_number: self.config.asset_number,
+                        transaction_id: request.transaction_id.clone(),
+                        date,
+                        time,
+                        expiration: request.expiration,
+                        pool_id: request.pool_id,
+                        cumulative: [None; 3],
+                    },
                 };
                 if status == TransferStatus::NOT_UNIQUE {
                     // The earlier transfer with this id stays the current one.
@@ -582,7 +586,7 @@ impl Egm {
                         buffer_position: 0,
                         status,
                         receipt_status: Some(NO_RECEIPT),
-                        record: Some(attempt.record([None; 3])),
+                        record: Some(attempt.record),
                     };
                 }
                 if status.is_success() {
@@ -613,7 +617,7 @@ impl Egm {
     fn check_transfer(&mut self, r: &TransferRequest) -> TransferStatus {
         let cents = u64::from(self.config.denomination.cents());
         let total = r.cashable_cents + r.restricted_cents + r.nonrestricted_cents;
-        let last_success = self.state.history.last().map(|t| t.transaction_id.as_str());
+        let last_success = self.state.history.last().map(|t| t.record.transaction_id.as_str());
         if self.state.registration_status != registration_status::REGISTERED {
             TransferStatus::NOT_REGISTERED
         } else if r.registration_key != self.state.key() {
@@ -641,7 +645,8 @@ impl Egm {
         }
     }
 
-    fn apply(&mut self, t: &StoredTransfer) {
+    fn apply(&mut self, stored: &StoredTransfer) {
+        let t = &stored.record;
         let cents = u64::from(self.config.denomination.cents());
         let (cashable, restricted) = ((t.cashable_cents + t.nonrestricted_cents) / cents, t.restricted_cents / cents);
         self.state.credits += cashable;
@@ -653,7 +658,7 @@ impl Egm {
         m.electronic_in += cashable + restricted;
         m.aft_restricted_in_cents += t.restricted_cents;
         m.aft_cashable_in_cents += t.cashable_cents + t.nonrestricted_cents;
-        self.state.history.push(t.clone());
+        self.state.history.push(stored.clone());
         if self.state.history.len() > HISTORY {
             self.state.history.remove(0);
         }
@@ -681,7 +686,8 @@ impl Egm {
         } else {
             [None; 3]
         };
-        TransferResponse { buffer_position: index, status, receipt_status: Some(NO_RECEIPT), record: Some(t.record(cumulative)) }
+        let record = TransferRecord { cumulative, ..t.record.clone() };
+        TransferResponse { buffer_position: index, status, receipt_status: Some(NO_RECEIPT), record: Some(record) }
     }
 
     // --- the player and the operator ----------------------------------------------------------

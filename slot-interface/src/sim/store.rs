@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::aft::{registration_status, RegistrationKey, TransactionId, TransferRecord};
+use crate::aft::{registration_status, RegistrationKey, TransferRecord};
 use crate::Error;
 
 /// The machine's meters, in credits of the accounting denomination unless named otherwise.
@@ -36,43 +36,11 @@ pub struct Meters {
     pub power_reset: u64,
 }
 
-/// One AFT transfer as kept in the history.
+/// One AFT transfer as kept: the machine's status for it and the record it reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredTransfer {
-    pub transaction_id: String,
     pub status: u8,
-    pub transfer_type: u8,
-    pub cashable_cents: u64,
-    pub restricted_cents: u64,
-    pub nonrestricted_cents: u64,
-    pub flags: u8,
-    pub asset_number: u32,
-    /// MMDDYYYY digits.
-    pub date: u32,
-    /// HHMMSS digits.
-    pub time: u32,
-    pub pool_id: u16,
-}
-
-impl StoredTransfer {
-    /// The wire form, with cumulative meters when the transfer completed.
-    pub fn record(&self, cumulative: [Option<u64>; 3]) -> TransferRecord {
-        TransferRecord {
-            transfer_type: self.transfer_type,
-            cashable_cents: self.cashable_cents,
-            restricted_cents: self.restricted_cents,
-            nonrestricted_cents: self.nonrestricted_cents,
-            flags: self.flags,
-            asset_number: self.asset_number,
-            transaction_id: TransactionId::parse(&self.transaction_id)
-                .unwrap_or_else(|_| TransactionId::parse("?").expect("valid id")),
-            date: self.date,
-            time: self.time,
-            expiration: 0,
-            pool_id: self.pool_id,
-            cumulative,
-        }
-    }
+    pub record: TransferRecord,
 }
 
 /// Everything the simulator persists.
