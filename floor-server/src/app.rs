@@ -2,6 +2,7 @@
 //! until a shutdown future resolves and then finishes the commits in flight.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -18,6 +19,7 @@ use crate::broadcast::Hub;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::gateway::{self, ingest};
+use crate::ledger;
 use crate::store::{Backend, PoolSizes, Store};
 use crate::telemetry;
 
@@ -26,6 +28,8 @@ use crate::telemetry;
 pub struct AppState {
     pub store: Store,
     pub clock: SharedClock,
+    /// The club rules every ledger decision is made under.
+    pub rules: Arc<club_rules::Rules>,
     pub hub: Hub,
     pub ingest: ingest::Ingest,
     /// Cancelled when the server starts shutting down.
@@ -78,6 +82,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let rules = Arc::new(ledger::load_rules(config.rules.as_deref()).context("loading the club rules")?);
+    tracing::info!(version = %rules.version(), "club rules loaded");
     let writers = match (config.ingest.writers, store.backend()) {
         (0, Backend::Sqlite) => 1,
         (0, Backend::Postgres) => 4,
@@ -86,14 +92,17 @@ pub async fn run(
     let (ingest, writer_tasks) = ingest::Ingest::start(
         store.clone(),
         clock.clone(),
+        rules.clone(),
         ingest::IngestConfig { max_batch: config.ingest.max_batch, writers, queue: config.ingest.queue },
     );
     let stop = CancellationToken::new();
     let hub = Hub::default();
     let hub_task = tokio::spawn(hub.clone().run(store.clone(), Duration::from_millis(config.broadcast_poll_ms), stop.clone()));
+    let jobs = ledger::spawn_jobs(store.clone(), rules.clone(), clock.clone(), stop.clone());
     let state = AppState {
         store: store.clone(),
         clock,
+        rules,
         hub,
         ingest,
         shutdown: stop.clone(),
@@ -141,6 +150,7 @@ pub async fn run(
     }
     stop.cancel();
     let _ = hub_task.await;
+    let _ = jobs.await;
     store.close().await;
     tracing::info!("floor server stopped");
     Ok(())

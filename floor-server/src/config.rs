@@ -29,6 +29,8 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     /// Connections in the PostgreSQL pool.
     pub postgres_pool: u32,
+    /// A rules TOML file (see `club_rules::RulesConfig`); RULES.md's rules when absent.
+    pub rules: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -42,6 +44,7 @@ impl Default for Config {
             broadcast_poll_ms: 200,
             shutdown_grace_secs: 10,
             postgres_pool: 16,
+            rules: None,
         }
     }
 }

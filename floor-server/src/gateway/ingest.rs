@@ -17,19 +17,22 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use club_rules::earning::{Receipt, ReceiptLine, Tender, TenderKind};
+use club_rules::pricing::Outlet;
+use club_rules::Rules;
 use floor_protocol::{
-    CardNumber, Envelope, ErrorCode, Outcome, Play, ServerMessage, TerminalEvent, Welcome, money,
+    CardNumber, Envelope, ErrorCode, Outcome, Play, Purchase, ServerMessage, TerminalEvent, TransferOutcome, Welcome, money,
 };
-use rust_decimal::Decimal;
 use sqlx::{Any, Row, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::{Millis, SharedClock};
 use crate::club;
 use crate::error::{Error, Result};
+use crate::ledger::{self, EventRef};
 use crate::store::Store;
 use crate::store::multirow::MultiRowInsert;
-use crate::terminals::Terminal;
+use crate::terminals::{Terminal, TerminalKind};
 
 /// One event on its way to the database, with the way back to its connection.
 pub struct Item {
@@ -64,14 +67,14 @@ pub struct Ingest {
 impl Ingest {
     /// Starts the writer tasks. They stop when every `Ingest` clone is dropped and the queue is
     /// drained: that is how shutdown finishes the commits in flight.
-    pub fn start(store: Store, clock: SharedClock, config: IngestConfig) -> (Ingest, Vec<tokio::task::JoinHandle<()>>) {
+    pub fn start(store: Store, clock: SharedClock, rules: Arc<Rules>, config: IngestConfig) -> (Ingest, Vec<tokio::task::JoinHandle<()>>) {
         let writers = config.writers.max(1);
         let mut senders = Vec::with_capacity(writers);
         let mut tasks = Vec::with_capacity(writers);
         for _ in 0..writers {
             let (tx, rx) = mpsc::channel(config.queue);
             senders.push(tx);
-            let writer = Writer { store: store.clone(), clock: clock.clone(), last_seq: HashMap::new() };
+            let writer = Writer { store: store.clone(), clock: clock.clone(), rules: rules.clone(), last_seq: HashMap::new() };
             tasks.push(tokio::spawn(writer.run(rx, config.max_batch)));
         }
         (Ingest { writers: Arc::new(senders) }, tasks)
@@ -97,6 +100,7 @@ fn shard(terminal: &str, n: usize) -> usize {
 struct Writer {
     store: Store,
     clock: SharedClock,
+    rules: Arc<Rules>,
     /// Cached committed sequence numbers, confirmed in every transaction.
     last_seq: HashMap<String, u64>,
 }
@@ -234,7 +238,7 @@ impl Writer {
         let mut applied: Vec<Option<Applied>> = Vec::with_capacity(batch.len());
         for (item, class) in batch.iter().zip(&classes) {
             applied.push(match class {
-                Class::Accept => Some(apply(&mut tx, &mut sessions, &item.terminal, &item.envelope, now).await?),
+                Class::Accept => Some(apply(&mut tx, &self.rules, &mut sessions, &item.terminal, &item.envelope, now).await?),
                 _ => None,
             });
         }
@@ -351,6 +355,7 @@ struct SessionCache {
 struct SessionInfo {
     terminal: String,
     member: Option<i64>,
+    card: Option<i64>,
     open: bool,
     refused: bool,
 }
@@ -360,7 +365,7 @@ impl SessionCache {
         if let Some(s) = self.known.get(id) {
             return Ok(s.clone());
         }
-        let row = sqlx::query("SELECT terminal_id, member_id, closed_at, refusal FROM card_sessions WHERE id = $1")
+        let row = sqlx::query("SELECT terminal_id, member_id, card_id, closed_at, refusal FROM card_sessions WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut **tx)
             .await?;
@@ -368,6 +373,7 @@ impl SessionCache {
             Some(r) => Some(SessionInfo {
                 terminal: r.try_get("terminal_id")?,
                 member: r.try_get("member_id")?,
+                card: r.try_get("card_id")?,
                 open: r.try_get::<Option<i64>, _>("closed_at")?.is_none(),
                 refused: r.try_get::<Option<String>, _>("refusal")?.is_some(),
             }),
@@ -403,6 +409,7 @@ fn rejected(kind: &'static str, session: Option<String>, reason: impl Into<Strin
 
 async fn apply(
     tx: &mut Transaction<'static, Any>,
+    rules: &Rules,
     sessions: &mut SessionCache,
     terminal: &Terminal,
     env: &Envelope,
@@ -428,14 +435,18 @@ async fn apply(
             }
             Ok(Applied { kind: "card_out", session: Some(session.clone()), outcome: Outcome::Recorded })
         }
-        TerminalEvent::Play(play) => play_event(tx, sessions, terminal, play).await,
-        TerminalEvent::Purchase(p) => {
-            if p.lines.is_empty() {
-                return Ok(rejected("purchase", None, "a receipt needs lines"));
+        TerminalEvent::Play(play) => play_event(tx, rules, sessions, terminal, play, env).await,
+        TerminalEvent::Purchase(p) => purchase(tx, rules, terminal, p, env, now).await,
+        TerminalEvent::FreePlayResult { transfer, outcome } => {
+            const KIND: &str = "free_play_result";
+            if let TransferOutcome::Failed { .. } = outcome {
+                let at = ledger::time(env.at)?;
+                if let Err(e) = ledger::free_play::free_play_failed(tx, rules, transfer, at).await? {
+                    return Ok(rejected(KIND, None, e.to_string()));
+                }
             }
-            Ok(Applied { kind: "purchase", session: None, outcome: Outcome::Recorded })
+            Ok(Applied { kind: KIND, session: None, outcome: Outcome::Recorded })
         }
-        TerminalEvent::FreePlayResult { .. } => Ok(Applied { kind: "free_play_result", session: None, outcome: Outcome::Recorded }),
     }
 }
 
@@ -484,6 +495,7 @@ async fn card_in(
         Some(SessionInfo {
             terminal: terminal.id.clone(),
             member: holder.as_ref().map(|h| h.member_id),
+            card: holder.as_ref().map(|h| h.card_id),
             open: refusal.is_none(),
             refused: refusal.is_some(),
         }),
@@ -493,19 +505,29 @@ async fn card_in(
             metrics::counter!("floor_card_in_refused_total").increment(1);
             Outcome::refused(code)
         }
-        (None, Some(h)) => Outcome::Welcome(Welcome {
-            session: session.to_owned(),
-            name: h.first_name,
-            tier: h.tier,
-            points: h.points,
-            free_play: Decimal::ZERO,
-        }),
+        (None, Some(h)) => {
+            let (points, free_play) = ledger::available(tx, h.member_id, now).await?;
+            Outcome::Welcome(Welcome {
+                session: session.to_owned(),
+                name: h.first_name,
+                tier: h.tier,
+                points: points.0,
+                free_play: free_play.as_decimal(),
+            })
+        }
         (None, None) => unreachable!("an unknown card is refused"),
     };
     Ok(Applied { kind: KIND, session: Some(session.to_owned()), outcome })
 }
 
-async fn play_event(tx: &mut Transaction<'static, Any>, sessions: &mut SessionCache, terminal: &Terminal, play: &Play) -> Result<Applied> {
+async fn play_event(
+    tx: &mut Transaction<'static, Any>,
+    rules: &Rules,
+    sessions: &mut SessionCache,
+    terminal: &Terminal,
+    play: &Play,
+    env: &Envelope,
+) -> Result<Applied> {
     const KIND: &str = "play";
     let session = Some(play.session.clone());
     let (wagered, won) = match (money(play.wagered), money(play.won)) {
@@ -525,10 +547,84 @@ async fn play_event(tx: &mut Transaction<'static, Any>, sessions: &mut SessionCa
     if !info.open {
         return Ok(rejected(KIND, session, "session is closed"));
     }
+    if let Some(member) = info.member {
+        // The terminal's machine type decides the rate; the game reported is only a fallback.
+        let machine = terminal.machine_type.unwrap_or(play.game);
+        let event = EventRef { terminal: terminal.id.clone(), seq: seq_i64(env.seq) };
+        let at = ledger::time(env.at)?;
+        if let Err(e) = ledger::apply_play(tx, rules, member, info.card, machine, wagered, at, Some(&event)).await? {
+            return Ok(rejected(KIND, session, e.to_string()));
+        }
+    }
     let t = sessions.totals.entry(play.session.clone()).or_default();
     t.0 += i64::from(play.games);
     t.1 += wagered.cents();
     t.2 += won.cents();
-    let _ = info.member;
     Ok(Applied { kind: KIND, session, outcome: Outcome::Recorded })
+}
+
+/// A bar receipt: the card names the member; cash tenders earn (see `club_rules::earning`).
+async fn purchase(
+    tx: &mut Transaction<'static, Any>,
+    rules: &Rules,
+    terminal: &Terminal,
+    p: &Purchase,
+    env: &Envelope,
+    now: Millis,
+) -> Result<Applied> {
+    const KIND: &str = "purchase";
+    if p.lines.is_empty() {
+        return Ok(rejected(KIND, None, "a receipt needs lines"));
+    }
+    if terminal.kind != TerminalKind::Bar {
+        return Ok(rejected(KIND, None, "receipts come from bar terminals"));
+    }
+    if p.receipt.is_empty() || p.receipt.len() > 64 {
+        return Ok(rejected(KIND, None, "receipt number must be 1-64 characters"));
+    }
+    let receipt = match receipt(p) {
+        Ok(r) => r,
+        Err(e) => return Ok(rejected(KIND, None, e)),
+    };
+    let number = match club::normalise_card(&p.card) {
+        Ok(n) => n,
+        Err(e) => return Ok(rejected(KIND, None, e.to_string())),
+    };
+    let Some(holder) = club::card_holder(tx, &number, now).await? else {
+        return Ok(rejected(KIND, None, "unknown card"));
+    };
+    let event = EventRef { terminal: terminal.id.clone(), seq: seq_i64(env.seq) };
+    let key = format!("receipt:{}:{}", terminal.id, p.receipt);
+    let at = ledger::time(env.at)?;
+    match ledger::apply_receipt(tx, rules, holder.member_id, Some(holder.card_id), &receipt, at, Some(&event), &key).await? {
+        None => Ok(rejected(KIND, None, "receipt already recorded")),
+        Some(Err(e)) => Ok(rejected(KIND, None, e.to_string())),
+        Some(Ok(_)) => Ok(Applied { kind: KIND, session: None, outcome: Outcome::Recorded }),
+    }
+}
+
+/// The rules' view of a POS receipt: line amounts are quantity x unit price; a points tender
+/// earns nothing (it is not money).
+fn receipt(p: &Purchase) -> std::result::Result<Receipt, String> {
+    let lines = p
+        .lines
+        .iter()
+        .map(|l| {
+            let amount = money(l.unit_price * rust_decimal::Decimal::from(l.quantity))?;
+            Ok(ReceiptLine { category: l.category.clone(), amount })
+        })
+        .collect::<std::result::Result<Vec<_>, String>>()?;
+    let tenders = p
+        .tenders
+        .iter()
+        .map(|t| {
+            let kind = match t.kind {
+                floor_protocol::TenderKind::Cash => TenderKind::Cash,
+                floor_protocol::TenderKind::Card => TenderKind::Card,
+                floor_protocol::TenderKind::Points => TenderKind::Other,
+            };
+            Ok(Tender { kind, amount: money(t.amount)? })
+        })
+        .collect::<std::result::Result<Vec<_>, String>>()?;
+    Ok(Receipt { outlet: Outlet::Bar, lines, tenders })
 }
