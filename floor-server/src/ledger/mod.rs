@@ -138,45 +138,39 @@ pub(crate) async fn load_member(
     })
 }
 
-/// The member's points lots with something left.
-pub(crate) async fn points_lots(tx: &mut Transaction<'static, Any>, member_id: i64) -> Result<Vec<PointsLot>> {
-    let rows = sqlx::query(
-        "SELECT lot_id, opened_at, expires_at, remaining FROM points_lots WHERE member_id = $1 AND remaining > 0 ORDER BY opened_at, lot_id",
-    )
-    .bind(member_id)
-    .fetch_all(&mut **tx)
-    .await?;
+/// The member's lots with something left, oldest first, from a query of (lot_id, opened_at,
+/// expires_at, remaining) for member `$1`.
+async fn open_lots<Q>(
+    tx: &mut Transaction<'static, Any>,
+    sql: &'static str,
+    member_id: i64,
+    quantity: fn(i64) -> Q,
+) -> Result<Vec<club_rules::lots::Lot<Q>>> {
+    let rows = sqlx::query(sql).bind(member_id).fetch_all(&mut **tx).await?;
     rows.iter()
         .map(|r| {
-            Ok(PointsLot {
-                id: LotId(r.try_get("lot_id")?),
-                opened_at: time(r.try_get("opened_at")?)?,
-                expires_at: time(r.try_get("expires_at")?)?,
-                remaining: Points(r.try_get("remaining")?),
+            Ok(club_rules::lots::Lot {
+                id: LotId(r.try_get(0)?),
+                opened_at: time(r.try_get(1)?)?,
+                expires_at: time(r.try_get(2)?)?,
+                remaining: quantity(r.try_get(3)?),
             })
         })
         .collect()
 }
 
+/// The member's points lots with something left.
+pub(crate) async fn points_lots(tx: &mut Transaction<'static, Any>, member_id: i64) -> Result<Vec<PointsLot>> {
+    let sql = "SELECT lot_id, opened_at, expires_at, remaining FROM points_lots WHERE member_id = $1 AND remaining > 0 \
+               ORDER BY opened_at, lot_id";
+    open_lots(tx, sql, member_id, Points).await
+}
+
 /// The member's free-play grants with something left.
 pub(crate) async fn grants(tx: &mut Transaction<'static, Any>, member_id: i64) -> Result<Vec<FreePlayGrant>> {
-    let rows = sqlx::query(
-        "SELECT lot_id, opened_at, expires_at, remaining_cents FROM free_play_grants WHERE member_id = $1 AND remaining_cents > 0 \
-         ORDER BY opened_at, lot_id",
-    )
-    .bind(member_id)
-    .fetch_all(&mut **tx)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(FreePlayGrant {
-                id: LotId(r.try_get("lot_id")?),
-                opened_at: time(r.try_get("opened_at")?)?,
-                expires_at: time(r.try_get("expires_at")?)?,
-                remaining: Money::from_cents(r.try_get("remaining_cents")?),
-            })
-        })
-        .collect()
+    let sql = "SELECT lot_id, opened_at, expires_at, remaining_cents FROM free_play_grants WHERE member_id = $1 \
+               AND remaining_cents > 0 ORDER BY opened_at, lot_id";
+    open_lots(tx, sql, member_id, Money::from_cents).await
 }
 
 /// What a member can use at `now`: points in unexpired lots, free play in unexpired grants. This
