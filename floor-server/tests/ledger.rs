@@ -46,6 +46,8 @@ on_both_backends!(
     vip_needs_eligibility_and_a_manager,
     ending_a_membership_deletes_or_freezes_the_balances,
     a_table_rating_earns_and_carries_the_fraction,
+    two_processes_running_the_jobs_at_once_write_each_entry_once,
+    the_server_runs_the_jobs_on_its_own,
 );
 
 fn at(ms: i64) -> DateTime<Utc> {
@@ -420,4 +422,43 @@ async fn a_table_rating_earns_and_carries_the_fraction(backend: Backend) {
     assert_eq!(refused.map(|e| e.earning.points()), Err(RulesError::UnknownTableGame("pachinko".into())));
     assert_eq!(consistent_points(&store, m).await, 245);
     assert_eq!(scalar(&store, "SELECT COUNT(*) FROM table_ratings WHERE member_id = $1", m).await, 2);
+}
+
+async fn two_processes_running_the_jobs_at_once_write_each_entry_once(backend: Backend) {
+    let Some((db, store, rules)) = db(backend).await else { return };
+    let other = db.store().await; // a second pool, as a second floor-server process has
+    let mut members = Vec::new();
+    for i in 0..6 {
+        let (_, m, card) = member(&store, &format!("P{i}"), &format!("C{i}")).await;
+        play(&store, &rules, m, card, MachineType::Slot, 400_00, T0).await; // 100 points
+        members.push(m);
+    }
+    let later = at(T0).checked_add_months(Months::new(13)).unwrap();
+    let (a, b) = tokio::join!(ledger::expire_due(&store, &rules, later), ledger::expire_due(&other, &rules, later));
+    assert_eq!(a.unwrap().points_entries + b.unwrap().points_entries, 6);
+    let (a, b) = tokio::join!(ledger::anniversary_reviews(&store, &rules, later), ledger::anniversary_reviews(&other, &rules, later));
+    assert_eq!(a.unwrap() + b.unwrap(), 6);
+    for m in members {
+        assert_eq!(consistent_points(&store, m).await, 0);
+        assert_eq!(scalar(&store, "SELECT COUNT(*) FROM points_ledger WHERE member_id = $1 AND kind = 'expired'", m).await, 1);
+        assert_eq!(scalar(&store, "SELECT COUNT(*) FROM tier_events WHERE member_id = $1", m).await, 1);
+    }
+}
+
+async fn the_server_runs_the_jobs_on_its_own(backend: Backend) {
+    let Some((_db, store, rules)) = db(backend).await else { return };
+    let (_, m, card) = member(&store, "Ana", "C1").await;
+    play(&store, &rules, m, card, MachineType::Slot, 400_00, T0).await;
+    let clock = floor_server::clock::ManualClock::new(T0 + 400 * DAY);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let jobs = ledger::spawn_jobs(store.clone(), std::sync::Arc::new(rules), std::sync::Arc::new(clock), stop.clone());
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while consistent_points(&store, m).await != 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the first run expires the lot");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    jobs.await.unwrap();
+    assert_eq!(tier(&store, m).await, Tier::Bronze);
+    assert_eq!(scalar(&store, "SELECT COUNT(*) FROM tier_events WHERE member_id = $1 AND kind = 'reviewed'", m).await, 1);
 }
