@@ -11,7 +11,11 @@
 //! terminal that moved to another floor-server process (PostgreSQL) makes the batch retry with
 //! fresh numbers instead of storing anything twice. Rows are keyed by (terminal, seq) as well.
 //!
-//! What it does not do: decide the club's rules (that is `ledger`), or talk to sockets.
+//! Play and Purchase events earn points through `ledger` inside the same batch transaction, so an
+//! event and its points (and any promotion) are committed together or not at all.
+//!
+//! What it does not do: decide the club's rules (that is `ledger` over `club_rules`), or talk to
+//! sockets.
 
 use std::collections::HashMap;
 use std::sync::Arc;
