@@ -176,6 +176,11 @@ async fn a_scripted_month_ends_with_exact_balances_tiers_and_entries(backend: Ba
         slot.play(day(1), "ana-1", dec!(100.00)).await; // 25 points each
     }
     slot.play(day(1), "ana-1", dec!(3.00)).await; // carried
+    // A terminal that missed an answer sends the event again: it gets the first answer and the
+    // play earns once (the entry counts at the end say so).
+    let again = Play { session: "ana-1".into(), game: club_rules::MachineType::Slot, wagered: dec!(100.00), won: dec!(0), games: 1, meters: None };
+    let replay = TerminalMessage::Event(Envelope { seq: 2, at: day(1), event: TerminalEvent::Play(again) });
+    assert_eq!(call(&mut slot.link, &replay).await, ServerMessage::Ack { seq: 2, outcome: Outcome::Recorded });
     slot.card_out(day(1), "ana-1").await;
     assert_eq!(welcome(poker.card_in(day(1), "marko-1", "CARDMARKO").await).0, Tier::Gold);
     poker.play(day(1), "marko-1", dec!(80.00)).await; // 10 points
