@@ -176,17 +176,12 @@ pub(crate) async fn grants(tx: &mut Transaction<'static, Any>, member_id: i64) -
 /// What a member can use at `now`: points in unexpired lots, free play in unexpired grants. This
 /// is what a terminal's Welcome shows; an expiry the job has not written yet is already left out.
 pub async fn available(tx: &mut Transaction<'static, Any>, member_id: i64, now: Millis) -> Result<(Points, Money)> {
-    let points: i64 = sqlx::query_scalar(
-        "SELECT CAST(COALESCE(SUM(remaining), 0) AS BIGINT) FROM points_lots WHERE member_id = $1 AND remaining > 0 \
-         AND opened_at <= $2 AND expires_at > $2",
-    )
-    .bind(member_id)
-    .bind(now)
-    .fetch_one(&mut **tx)
-    .await?;
-    let cents: i64 = sqlx::query_scalar(
-        "SELECT CAST(COALESCE(SUM(remaining_cents), 0) AS BIGINT) FROM free_play_grants WHERE member_id = $1 AND remaining_cents > 0 \
-         AND opened_at <= $2 AND expires_at > $2",
+    let (points, cents): (i64, i64) = sqlx::query_as(
+        "SELECT \
+         (SELECT CAST(COALESCE(SUM(remaining), 0) AS BIGINT) FROM points_lots \
+          WHERE member_id = $1 AND remaining > 0 AND opened_at <= $2 AND expires_at > $2), \
+         (SELECT CAST(COALESCE(SUM(remaining_cents), 0) AS BIGINT) FROM free_play_grants \
+          WHERE member_id = $1 AND remaining_cents > 0 AND opened_at <= $2 AND expires_at > $2)",
     )
     .bind(member_id)
     .bind(now)
