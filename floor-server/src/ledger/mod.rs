@@ -77,11 +77,20 @@ pub(crate) async fn load_member(
     card_id: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<MemberRow> {
+    // Earned entries dated after the window's start, with no upper bound (see club_rules::tiers).
+    let since = tiers::qualifying_since(rules, now).map_err(|e| Error::invalid(e.to_string()))?;
+    // One statement for the member, the card and the qualifying points: this runs for every
+    // play event inside the gateway's batch.
     let row = sqlx::query(
         "SELECT m.state, m.tier, m.joined_at, m.last_reviewed_on, p.id AS person_id, p.personal_id, p.first_name, \
-         p.last_name, p.birth_date FROM members m JOIN persons p ON p.id = m.person_id WHERE m.id = $1",
+         p.last_name, p.birth_date, (SELECT c.state FROM cards c WHERE c.id = $2) AS card_state, \
+         (SELECT CAST(COALESCE(SUM(l.points), 0) AS BIGINT) FROM points_ledger l \
+          WHERE l.member_id = m.id AND l.kind = 'earned' AND l.created_at > $3) AS qualifying \
+         FROM members m JOIN persons p ON p.id = m.person_id WHERE m.id = $1",
     )
     .bind(member_id)
+    .bind(card_id)
+    .bind(millis(since))
     .fetch_optional(&mut **tx)
     .await?
     .ok_or_else(|| Error::NotFound(format!("member {member_id}")))?;
@@ -107,22 +116,12 @@ pub(crate) async fn load_member(
         })
     })
     .collect::<Result<Vec<_>>>()?;
-    let card = match card_id {
-        Some(id) => {
-            let code: String = sqlx::query_scalar("SELECT state FROM cards WHERE id = $1").bind(id).fetch_one(&mut **tx).await?;
-            Some(CardState::from_code(&code).ok_or_else(|| Error::invalid("card state"))?)
-        }
-        None => None,
+    let card = match (card_id, row.try_get::<Option<String>, _>("card_state")?) {
+        (Some(_), Some(code)) => Some(CardState::from_code(&code).ok_or_else(|| Error::invalid("card state"))?),
+        (Some(id), None) => return Err(Error::NotFound(format!("card {id}"))),
+        (None, _) => None,
     };
-    // Earned entries dated after the window's start, with no upper bound (see club_rules::tiers).
-    let since = tiers::qualifying_since(rules, now).map_err(|e| Error::invalid(e.to_string()))?;
-    let qualifying: i64 = sqlx::query_scalar(
-        "SELECT CAST(COALESCE(SUM(points), 0) AS BIGINT) FROM points_ledger WHERE member_id = $1 AND kind = 'earned' AND created_at > $2",
-    )
-    .bind(member_id)
-    .bind(millis(since))
-    .fetch_one(&mut **tx)
-    .await?;
+    let qualifying: i64 = row.try_get("qualifying")?;
     let last_reviewed_on = row
         .try_get::<Option<String>, _>("last_reviewed_on")?
         .map(|d| d.parse::<NaiveDate>().map_err(|_| Error::invalid("last review date")))
