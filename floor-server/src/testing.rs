@@ -140,3 +140,19 @@ impl TestServer {
 pub fn test_config() -> Config {
     Config { broadcast_poll_ms: 20, shutdown_grace_secs: 5, ..Config::default() }
 }
+
+/// Declares each named `async fn name(backend: Backend)` as two tests, `sqlite::name` and
+/// `postgres::name`, so that every storage-facing test runs on both databases.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::store::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::store::Backend::Postgres).await })*
+        }
+    };
+}

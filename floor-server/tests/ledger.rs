@@ -21,18 +21,7 @@ const T0: i64 = 1_790_000_000_000;
 const DAY: i64 = 24 * 3600 * 1000;
 const SEED: Actor = Actor::System("test");
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test] async fn $name() { super::$name(floor_server::store::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test] async fn $name() { super::$name(floor_server::store::Backend::Postgres).await })*
-        }
-    };
-}
-
-on_both_backends!(
+floor_server::on_both_backends!(
     machine_play_earns_per_machine_type_and_carries_the_remainder,
     play_by_a_member_excluded_at_the_events_time_earns_nothing_and_says_why,
     redemption_is_refused_for_an_excluded_member_and_allowed_after_the_exclusion,

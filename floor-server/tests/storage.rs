@@ -14,18 +14,7 @@ const T0: i64 = 1_790_000_000_000;
 const DAY: i64 = 24 * 3600 * 1000;
 const ADMIN: Actor = Actor::System("test");
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test] async fn $name() { super::$name(floor_server::store::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test] async fn $name() { super::$name(floor_server::store::Backend::Postgres).await })*
-        }
-    };
-}
-
-on_both_backends!(
+floor_server::on_both_backends!(
     migrations_apply_twice_without_change,
     a_member_card_must_be_activated_before_it_is_welcome,
     card_transitions_follow_the_life_cycle,

@@ -23,18 +23,7 @@ use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use terminal_agent::link::Link;
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(floor_server::store::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(floor_server::store::Backend::Postgres).await })*
-        }
-    };
-}
-
-on_both_backends!(a_scripted_month_ends_with_exact_balances_tiers_and_entries);
+floor_server::on_both_backends!(a_scripted_month_ends_with_exact_balances_tiers_and_entries);
 
 const DAY: i64 = 24 * 3600 * 1000;
 /// The month starts 340 days after the members joined, so their first anniversary falls in it.

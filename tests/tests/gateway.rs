@@ -7,18 +7,7 @@ use floor_server::store::Backend;
 use rust_decimal_macros::dec;
 use terminal_agent::link::{Link, LinkError, Trust};
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(floor_server::store::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(floor_server::store::Backend::Postgres).await })*
-        }
-    };
-}
-
-on_both_backends!(
+floor_server::on_both_backends!(
     hello_tells_the_last_committed_sequence_and_the_block_list,
     card_in_is_welcomed_or_refused_with_the_right_code,
     play_events_sent_twice_and_out_of_order_count_once,
