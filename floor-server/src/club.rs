@@ -6,6 +6,8 @@
 //! Enrolment refusals (age, register, bans, employees) belong to the reception console; this
 //! module stores what it is told and answers the card-in question.
 
+use chrono::{DateTime, Utc};
+use club_rules::gate::{Exclusion, ExclusionKind, Standing};
 use club_rules::{CardState, MemberState, RefusalCode, Tier};
 use floor_protocol::{CardNumber, ServerMessage};
 use serde::{Deserialize, Serialize};
@@ -193,8 +195,10 @@ pub struct CardHolder {
     pub points: i64,
     pub person_id: i64,
     pub first_name: String,
-    /// The kind of exclusion in force now, if any (`register`, `own_request`, `ban`).
-    pub exclusion: Option<String>,
+    /// The kinds of exclusion in force at `checked_at`.
+    pub exclusions: Vec<ExclusionKind>,
+    /// When the card and its holder were looked up.
+    pub checked_at: DateTime<Utc>,
 }
 
 /// Looks up a card and its holder, with any exclusion in force at `now`.
@@ -213,7 +217,8 @@ pub async fn card_holder(tx: &mut Transaction<'static, Any>, card: &str, now: Mi
     let last_name: String = row.try_get("last_name")?;
     let first_name: String = row.try_get("first_name")?;
     let birth_date: String = row.try_get("birth_date")?;
-    let exclusion = active_exclusion(tx, person_id, personal_id.as_deref(), &first_name, &last_name, &birth_date, now).await?;
+    let exclusions = active_exclusions(tx, person_id, personal_id.as_deref(), &first_name, &last_name, &birth_date, now).await?;
+    let checked_at = DateTime::<Utc>::from_timestamp_millis(now).ok_or_else(|| Error::invalid("time out of range"))?;
     Ok(Some(CardHolder {
         card_id: row.try_get("card_id")?,
         card_state: CardState::from_code(&row.try_get::<String, _>("card_state")?).ok_or_else(|| Error::invalid("card state"))?,
@@ -223,13 +228,14 @@ pub async fn card_holder(tx: &mut Transaction<'static, Any>, card: &str, now: Mi
         points: row.try_get("points_balance")?,
         person_id,
         first_name,
-        exclusion,
+        exclusions,
+        checked_at,
     }))
 }
 
-/// The exclusion in force for a person at `now`: by person, by personal id, or by name and birth
-/// date (register rows may name someone the club has not linked yet).
-pub async fn active_exclusion(
+/// The kinds of exclusion in force for a person at `now`: by person, by personal id, or by name
+/// and birth date (register rows may name someone the club has not linked yet).
+pub async fn active_exclusions(
     tx: &mut Transaction<'static, Any>,
     person_id: i64,
     personal_id: Option<&str>,
@@ -237,12 +243,11 @@ pub async fn active_exclusion(
     last_name: &str,
     birth_date: &str,
     now: Millis,
-) -> Result<Option<String>> {
-    let kind: Option<String> = sqlx::query_scalar(
-        "SELECT kind FROM exclusions WHERE starts_at <= $1 AND (ends_at IS NULL OR ends_at > $1) AND \
+) -> Result<Vec<ExclusionKind>> {
+    let kinds: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT kind FROM exclusions WHERE starts_at <= $1 AND (ends_at IS NULL OR ends_at > $1) AND \
          (person_id = $2 OR (personal_id IS NOT NULL AND personal_id = $3) OR \
-          (LOWER(first_name) = LOWER($4) AND LOWER(last_name) = LOWER($5) AND birth_date = $6)) \
-         ORDER BY CASE kind WHEN 'ban' THEN 0 WHEN 'register' THEN 1 ELSE 2 END LIMIT 1",
+          (LOWER(first_name) = LOWER($4) AND LOWER(last_name) = LOWER($5) AND birth_date = $6))",
     )
     .bind(now)
     .bind(person_id)
@@ -250,32 +255,16 @@ pub async fn active_exclusion(
     .bind(first_name)
     .bind(last_name)
     .bind(birth_date)
-    .fetch_optional(&mut **tx)
+    .fetch_all(&mut **tx)
     .await?;
-    Ok(kind)
+    kinds.iter().map(|k| ExclusionKind::from_code(k).ok_or_else(|| Error::invalid(format!("exclusion kind {k}")))).collect()
 }
 
-/// The card-in decision for a known card: the card must be active, the member active and not
-/// excluded or banned now.
+/// The card-in decision for a known card, by the club's one exclusion gate
+/// ([`club_rules::Standing::check`]): the same answer the ledger gets when it decides earning.
 pub fn card_in_decision(h: &CardHolder) -> std::result::Result<(), RefusalCode> {
-    match h.card_state {
-        CardState::Active => {}
-        CardState::Issued => return Err(RefusalCode::CardNotActivated),
-        CardState::BlockedLost | CardState::BlockedStolen => return Err(RefusalCode::CardBlocked),
-        CardState::Replaced => return Err(RefusalCode::CardReplaced),
-        CardState::Revoked => return Err(RefusalCode::CardRevoked),
-    }
-    match h.exclusion.as_deref() {
-        Some("ban") => return Err(RefusalCode::Banned),
-        Some(_) => return Err(RefusalCode::SelfExcluded),
-        None => {}
-    }
-    match h.member_state {
-        MemberState::Active => Ok(()),
-        MemberState::SelfExcluded => Err(RefusalCode::SelfExcluded),
-        MemberState::Banned => Err(RefusalCode::Banned),
-        MemberState::Left | MemberState::Terminated => Err(RefusalCode::MembershipEnded),
-    }
+    let exclusions = h.exclusions.iter().map(|&kind| Exclusion { kind, from: h.checked_at, until: None }).collect();
+    Standing { member: h.member_state, card: Some(h.card_state), exclusions }.check(h.checked_at)
 }
 
 /// An exclusion or ban to record.
@@ -294,7 +283,7 @@ pub struct NewExclusion {
 
 /// Records an exclusion and pushes a block for the person's active cards to every terminal.
 pub async fn add_exclusion(store: &Store, e: &NewExclusion, actor: &Actor, now: Millis) -> Result<i64> {
-    if !matches!(e.kind.as_str(), "register" | "own_request" | "ban") {
+    if ExclusionKind::from_code(&e.kind).is_none() {
         return Err(Error::invalid("exclusion kind is register, own_request or ban"));
     }
     let mut tx = store.begin().await?;

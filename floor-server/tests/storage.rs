@@ -26,6 +26,7 @@ floor_server::on_both_backends!(
     terminal_credentials_are_checked_and_revocable,
     exclusions_match_by_person_personal_id_or_name_and_birth_date,
     an_ended_exclusion_no_longer_refuses,
+    card_in_judges_the_person_before_the_card,
     block_list_holds_unusable_cards_and_excluded_members,
 );
 
@@ -272,4 +273,18 @@ async fn block_list_holds_unusable_cards_and_excluded_members(backend: Backend) 
     assert_eq!(list, vec![CardNumber::new("EXCL"), CardNumber::new("LOST")]);
     let later = club::block_list(&store, T0 + 2 * DAY).await.unwrap();
     assert_eq!(later, vec![CardNumber::new("LOST")]);
+}
+
+/// One gate for card-in and earning (`club_rules::Standing::check`): the person's standing is
+/// judged before the card's, and of several exclusions the register's comes first.
+async fn card_in_judges_the_person_before_the_card(backend: Backend) {
+    let Some((_db, store)) = db(backend).await else { return };
+    let (p, _, c) = member_with_card(&store, &person("Ana", "Novak", "1980-04-12", Some("0101980500001")), "C1").await;
+    club::set_card_state(&store, c, CardState::Active, &ADMIN, T0).await.unwrap();
+    club::set_card_state(&store, c, CardState::BlockedLost, &ADMIN, T0).await.unwrap();
+    assert_eq!(club::card_in_decision(&holder(&store, "C1", T0 + 1).await.unwrap()), Err(RefusalCode::CardBlocked));
+    club::add_exclusion(&store, &exclusion("ban", Some(p), None, None, None), &ADMIN, T0).await.unwrap();
+    assert_eq!(club::card_in_decision(&holder(&store, "C1", T0 + 1).await.unwrap()), Err(RefusalCode::Banned));
+    club::add_exclusion(&store, &exclusion("register", None, Some("0101980500001"), None, None), &ADMIN, T0).await.unwrap();
+    assert_eq!(club::card_in_decision(&holder(&store, "C1", T0 + 1).await.unwrap()), Err(RefusalCode::SelfExcluded));
 }
