@@ -97,7 +97,6 @@ async fn scalar(store: &Store, sql: &'static str, member: i64) -> i64 {
 
 /// Checks the ledger's invariants and returns the points balance: the cached balance equals the
 /// sum of the entries and the sum of the lots, and is not negative; the same for free play.
-#[track_caller]
 async fn consistent_points(store: &Store, member: i64) -> i64 {
     let cached = scalar(store, "SELECT points_balance FROM members WHERE id = $1", member).await;
     let entries = scalar(store, "SELECT CAST(COALESCE(SUM(points), 0) AS BIGINT) FROM points_ledger WHERE member_id = $1", member).await;
