@@ -2,7 +2,7 @@
 
 use club_rules::{CardState, MachineType, RefusalCode};
 use club_tests::*;
-use floor_protocol::{CardNumber, CardOutReason, ErrorCode, Outcome, Play, ServerMessage, TerminalEvent, TerminalMessage};
+use floor_protocol::{CardNumber, CardOutReason, ErrorCode, Outcome, Play, Reply, Request, ServerMessage, TerminalEvent, TerminalMessage};
 use floor_server::store::Backend;
 use rust_decimal_macros::dec;
 use terminal_agent::link::{Link, LinkError, Trust};
@@ -19,6 +19,7 @@ floor_server::on_both_backends!(
     blocking_a_card_reaches_every_connected_terminal,
     a_reconnecting_terminal_resumes_where_the_server_stopped,
     shutdown_answers_every_event_it_took,
+    a_balance_request_is_answered_by_id_and_gated,
 );
 
 fn card_in(session: &str, card: &str) -> TerminalEvent {
@@ -323,4 +324,25 @@ async fn tls_gateway_is_verified_by_the_terminal() {
     assert!(matches!(call(&mut link, &hello()).await, ServerMessage::HelloAck { .. }));
     let plain = Link::connect(&floor.server.ws_url(), &floor.terminals[0], &Trust::WebRoots).await;
     assert!(plain.is_err(), "no plain WebSocket beside TLS");
+}
+
+async fn a_balance_request_is_answered_by_id_and_gated(backend: Backend) {
+    let Some(floor) = Floor::start(backend).await else { return };
+    let mut link = Link::connect(&floor.server.ws_url(), &floor.terminals[0], &Trust::WebRoots).await.expect("connect");
+    let ask = |id: u64, card: &str| TerminalMessage::Request { id, request: Request::Balance { card: CardNumber::new(card) } };
+    // Before Hello: refused, and the id comes back.
+    let early = call(&mut link, &ask(7, "CARDANA")).await;
+    assert!(matches!(early, ServerMessage::Reply { id: 7, reply: Reply::Failed { code: ErrorCode::HelloRequired, .. } }), "{early:?}");
+    link.send(&hello()).await.unwrap();
+    assert!(matches!(recv(&mut link).await, ServerMessage::HelloAck { .. }));
+    // Earn a little first, so the balance is not just the seed's zero.
+    call(&mut link, &event(1, card_in("b1", "CARDANA"))).await;
+    call(&mut link, &event(2, play("b1", dec!(40.00)))).await;
+    let answer = call(&mut link, &ask(8, "CARDANA")).await;
+    let ServerMessage::Reply { id: 8, reply: Reply::Balance { name, points, tier, .. } } = answer else { panic!("{answer:?}") };
+    assert_eq!((name.as_str(), points, tier), ("Ana", 10, club_rules::Tier::Bronze));
+    for (id, card, code) in [(9, "CARDLOST", RefusalCode::CardBlocked), (10, "NOBODY123", RefusalCode::UnknownCard)] {
+        let answer = call(&mut link, &ask(id, card)).await;
+        assert!(matches!(&answer, ServerMessage::Reply { id: i, reply: Reply::Refused { code: c, .. } } if *i == id && *c == code), "{card}: {answer:?}");
+    }
 }

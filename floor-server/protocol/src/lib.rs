@@ -90,6 +90,42 @@ pub enum TerminalMessage {
     Event(Envelope),
     /// Keeps the link alive and tells the server the terminal is there; answered by `Pong`.
     Heartbeat { at: UnixMillis },
+    /// A question a person at the terminal is waiting for (a balance, a redemption, a price).
+    /// Answered by `Reply` with the same `id` (chosen by the terminal, unique per connection).
+    /// Requests are not sequenced and never wait in an outbox: while the link is down the
+    /// terminal says the request cannot be done now. A request that changes anything names its
+    /// own idempotency key, so asking twice after a lost answer does it once.
+    Request { id: u64, request: Request },
+}
+
+/// What a terminal can ask. Every request is answered after Hello only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Request {
+    /// The balances of the member whose card this is, if the club's gate lets the card be used.
+    Balance { card: CardNumber },
+}
+
+/// The answer to a [`Request`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Reply {
+    /// A member's name (first name), tier and what they can spend.
+    Balance { name: String, tier: Tier, points: i64, free_play: Decimal },
+    /// The card may not be used; `text` is all the player may see.
+    Refused { code: RefusalCode, text: String },
+    /// The request could not be done; `message` may be shown to the person at the terminal.
+    Failed { code: ErrorCode, message: String },
+}
+
+impl Reply {
+    pub fn refused(code: RefusalCode) -> Reply {
+        Reply::Refused { code, text: code.player_text().to_owned() }
+    }
+
+    pub fn failed(code: ErrorCode, message: impl Into<String>) -> Reply {
+        Reply::Failed { code, message: message.into() }
+    }
 }
 
 /// A terminal event with its place in the terminal's sequence.
@@ -214,6 +250,8 @@ pub enum ServerMessage {
     /// A request could not be taken. The connection stays usable unless the code says otherwise.
     Error { code: ErrorCode, message: String, seq: Option<u64>, expected: Option<u64> },
     Pong { server_time: UnixMillis },
+    /// The answer to the terminal's `Request` with this `id`.
+    Reply { id: u64, reply: Reply },
     /// Show a message on the terminal's display for a while.
     Display { lines: Vec<String>, seconds: u32 },
     /// Move this much free play onto the machine as restricted credit for the session.
@@ -265,7 +303,7 @@ pub enum ErrorCode {
     UnknownMessage,
     /// Larger than [`MAX_FRAME_BYTES`].
     TooLarge,
-    /// An event before Hello.
+    /// An event or request before Hello.
     HelloRequired,
     /// The terminal speaks another protocol version; the server closes the connection.
     UnsupportedProtocol,
@@ -275,6 +313,8 @@ pub enum ErrorCode {
     Invalid,
     /// The server could not commit now; resend later. Nothing was stored.
     Unavailable,
+    /// A request for something the server does not know (an unknown card, member or article).
+    NotFound,
 }
 
 impl ServerMessage {

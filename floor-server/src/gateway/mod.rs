@@ -11,6 +11,7 @@
 //! on, sends them, and closes.
 
 pub mod ingest;
+pub mod requests;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -170,6 +171,19 @@ async fn connection(socket: WebSocket, terminal: Arc<Terminal>, state: AppState)
             TerminalMessage::Heartbeat { .. } => {
                 let _ = out.send(Outgoing::Now(ServerMessage::Pong { server_time: state.clock.now_ms() })).await;
             }
+            TerminalMessage::Request { id, .. } if !hello => {
+                let reply = floor_protocol::Reply::failed(ErrorCode::HelloRequired, "say hello first");
+                let _ = out.send(Outgoing::Now(ServerMessage::Reply { id, reply })).await;
+            }
+            TerminalMessage::Request { id, request } => {
+                // Answered on its own task so that a slow request never holds up the event stream;
+                // replies may overtake acknowledgements, which the terminal matches by id.
+                let (state, terminal, out) = (state.clone(), terminal.clone(), out.clone());
+                state.tasks.clone().spawn(async move {
+                    let reply = requests::answer(&state, &terminal, request).await;
+                    let _ = out.send(Outgoing::Now(ServerMessage::Reply { id, reply })).await;
+                });
+            }
             TerminalMessage::Event(envelope) if !hello => {
                 let seq = envelope.seq;
                 let _ = out
@@ -205,7 +219,7 @@ fn parse(text: &str) -> Result<TerminalMessage, ServerMessage> {
     match serde_json::from_str::<TerminalMessage>(text) {
         Ok(m) => Ok(m),
         Err(e) => {
-            let known = ["hello", "event", "heartbeat"];
+            let known = ["hello", "event", "heartbeat", "request"];
             let ty = serde_json::from_str::<serde_json::Value>(text)
                 .ok()
                 .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned));
