@@ -46,6 +46,25 @@ pub enum Command {
     /// Manage staff accounts.
     #[command(subcommand)]
     Staff(StaffCommand),
+    /// Members' PINs for redemption at machines.
+    #[command(subcommand)]
+    Member(MemberCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemberCommand {
+    /// Set a member's PIN (4-12 digits), read from FLOOR_NEW_PIN or standard input.
+    SetPin {
+        /// The member's club card number.
+        #[arg(long)]
+        card: String,
+    },
+    /// Unlock redemption after too many wrong PINs.
+    UnlockPin {
+        /// The member's club card number.
+        #[arg(long)]
+        card: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -167,6 +186,41 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                             if t.revoked { " (revoked)" } else { "" }
                         );
                     }
+                }
+            }
+            store.close().await;
+            Ok(())
+        }
+        Command::Member(m) => {
+            let store = app::open_store(&config).await?;
+            let now = clock.now_ms();
+            let card = match &m {
+                MemberCommand::SetPin { card } | MemberCommand::UnlockPin { card } => card.clone(),
+            };
+            let number = crate::club::normalise_card(&floor_protocol::CardNumber::new(card))?;
+            let mut tx = store.read().begin().await?;
+            let holder = crate::club::card_holder(&mut tx, &number, now).await?.context("no member has this card")?;
+            tx.rollback().await?;
+            match m {
+                MemberCommand::SetPin { .. } => {
+                    let pin = match std::env::var("FLOOR_NEW_PIN") {
+                        Ok(p) => p,
+                        Err(_) => {
+                            let mut line = String::new();
+                            std::io::stdin().read_line(&mut line)?;
+                            line.trim_end_matches(['\r', '\n']).to_owned()
+                        }
+                    };
+                    crate::pins::set_pin(&store, holder.member_id, &pin, &CLI, now).await?;
+                    println!("PIN set for member {}", crate::club::member_number(holder.member_id));
+                }
+                MemberCommand::UnlockPin { .. } => {
+                    let was = crate::pins::unlock(&store, holder.member_id, &CLI, now).await?;
+                    println!(
+                        "redemption {} for member {}",
+                        if was { "unlocked" } else { "was not locked" },
+                        crate::club::member_number(holder.member_id)
+                    );
                 }
             }
             store.close().await;

@@ -1,5 +1,11 @@
 //! The demo floor: a fresh embedded SQLite database seeded with members, cards in every state,
-//! terminals and staff accounts, then served. What a newcomer's first command starts.
+//! terminals and staff accounts, then served, with the floor in motion: simulated slot machines
+//! (slot-interface's `egm-sim` model on in-process serial pairs), a terminal agent for each
+//! (the real `terminal_agent::slot::Slot` over a real WebSocket), and scripted players inserting
+//! cards, playing, redeeming points with their PIN and leaving. Sessions, points, tier changes and
+//! free play move within a minute; the terminals' screens print on standard output, one line
+//! each. What a newcomer's first command starts. Ctrl-C stops the players, the agents (which
+//! close their sessions) and then the server.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,20 +34,32 @@ struct DemoMember {
     card: &'static str,
     card_state: CardState,
     self_excluded: bool,
+    /// Slot play seeded the day before, in cents (EUR 4.00 a point).
+    history_cents: i64,
 }
 
 const MEMBERS: &[DemoMember] = &[
-    DemoMember { first: "Ana", last: "Novak", born: "1980-04-12", card: "04A1000001", card_state: CardState::Active, self_excluded: false },
-    DemoMember { first: "Marko", last: "Horvat", born: "1975-09-30", card: "04A1000002", card_state: CardState::Active, self_excluded: false },
-    DemoMember { first: "Maja", last: "Kovačič", born: "1990-01-05", card: "04A1000003", card_state: CardState::Active, self_excluded: false },
-    DemoMember { first: "Luka", last: "Krajnc", born: "1968-07-21", card: "04A1000004", card_state: CardState::Active, self_excluded: false },
-    DemoMember { first: "Eva", last: "Zupan", born: "1985-11-02", card: "04A1000005", card_state: CardState::Active, self_excluded: true },
-    DemoMember { first: "Jan", last: "Potočnik", born: "1999-03-17", card: "04A1000006", card_state: CardState::BlockedLost, self_excluded: false },
-    DemoMember { first: "Nina", last: "Kos", born: "2001-06-09", card: "04A1000007", card_state: CardState::Issued, self_excluded: false },
+    DemoMember { first: "Ana", last: "Novak", born: "1980-04-12", card: "04A1000001", card_state: CardState::Active, self_excluded: false, history_cents: 3990000 },
+    DemoMember { first: "Marko", last: "Horvat", born: "1975-09-30", card: "04A1000002", card_state: CardState::Active, self_excluded: false, history_cents: 14380000 },
+    DemoMember { first: "Maja", last: "Kovačič", born: "1990-01-05", card: "04A1000003", card_state: CardState::Active, self_excluded: false, history_cents: 400000 },
+    DemoMember { first: "Luka", last: "Krajnc", born: "1968-07-21", card: "04A1000004", card_state: CardState::Active, self_excluded: false, history_cents: 1000000 },
+    DemoMember { first: "Eva", last: "Zupan", born: "1985-11-02", card: "04A1000005", card_state: CardState::Active, self_excluded: true, history_cents: 0 },
+    DemoMember { first: "Jan", last: "Potočnik", born: "1999-03-17", card: "04A1000006", card_state: CardState::BlockedLost, self_excluded: false, history_cents: 0 },
+    DemoMember { first: "Nina", last: "Kos", born: "2001-06-09", card: "04A1000007", card_state: CardState::Issued, self_excluded: false, history_cents: 0 },
 ];
 
 /// Seeds a store with the demo floor. Returns the terminal credentials as TOML text.
 pub async fn seed(store: &Store, now: Millis) -> anyhow::Result<String> {
+    let creds = seed_floor(store, now).await?;
+    Ok(creds.iter().map(|(id, secret)| format!("[[terminal]]\nid = \"{id}\"\nsecret = \"{secret}\"\n\n")).collect())
+}
+
+/// Every demo member's PIN for redemption at a machine (demo only).
+pub const DEMO_PIN: &str = "1234";
+
+/// Seeds the demo floor; returns each terminal's (id, secret).
+async fn seed_floor(store: &Store, now: Millis) -> anyhow::Result<Vec<(String, String)>> {
+    let rules = club_rules::Rules::default();
     for m in MEMBERS {
         let mut tx = store.begin().await?;
         let person = club::create_person(
@@ -53,6 +71,16 @@ pub async fn seed(store: &Store, now: Millis) -> anyhow::Result<String> {
         let member = club::create_member(&mut tx, person, now).await?;
         let card = club::issue_card(&mut tx, member, &CardNumber::new(m.card), now).await?;
         tx.commit().await?;
+        crate::pins::set_pin(store, member, DEMO_PIN, &SEED, now).await?;
+        if m.history_cents > 0 {
+            // Play before today, so that a few minutes of the demo cross a tier threshold.
+            let mut tx = store.begin().await?;
+            let at = crate::ledger::time(now - 24 * 3_600_000)?;
+            let earned =
+                crate::ledger::apply_play(&mut tx, &rules, member, None, MachineType::Slot, club_rules::Money::from_cents(m.history_cents), at, None).await?;
+            anyhow::ensure!(earned.is_ok(), "seeding play history: {earned:?}");
+            tx.commit().await?;
+        }
         if m.card_state != CardState::Issued {
             club::set_card_state(store, card, CardState::Active, &SEED, now).await?;
         }
@@ -79,7 +107,7 @@ pub async fn seed(store: &Store, now: Millis) -> anyhow::Result<String> {
             .await?;
         }
     }
-    let mut creds = String::new();
+    let mut creds = Vec::new();
     let specs = [
         ("SLOT-001", TerminalKind::Slot, Some(MachineType::Slot), "Main floor, bank A"),
         ("SLOT-002", TerminalKind::Slot, Some(MachineType::Slot), "Main floor, bank A"),
@@ -90,7 +118,7 @@ pub async fn seed(store: &Store, now: Millis) -> anyhow::Result<String> {
     ];
     for (id, kind, machine_type, location) in specs {
         let c = terminals::enrol(store, &TerminalSpec { id: id.into(), kind, machine_type, location: location.into() }, &SEED, now).await?;
-        creds.push_str(&format!("[[terminal]]\nid = \"{}\"\nsecret = \"{}\"\n\n", c.terminal_id, c.secret.expose_secret()));
+        creds.push((c.terminal_id, c.secret.expose_secret().to_owned()));
     }
     for (user, name, roles) in [
         ("manager", "Demo Manager", vec![Role::Manager]),
@@ -118,15 +146,174 @@ pub async fn run(mut config: Config, database: PathBuf) -> anyhow::Result<()> {
     config.database_url = format!("sqlite://{}", database.display());
     let clock = Arc::new(SystemClock);
     let store = app::open_store(&config).await?;
-    let creds = seed(&store, clock.now_ms()).await.context("seeding the demo floor")?;
+    let creds = seed_floor(&store, clock.now_ms()).await.context("seeding the demo floor")?;
     let creds_file = database.with_extension("terminals.toml");
-    std::fs::write(&creds_file, creds).with_context(|| format!("writing {}", creds_file.display()))?;
+    let text: String = creds.iter().map(|(id, secret)| format!("[[terminal]]\nid = \"{id}\"\nsecret = \"{secret}\"\n\n")).collect();
+    std::fs::write(&creds_file, text).with_context(|| format!("writing {}", creds_file.display()))?;
     let listener = std::net::TcpListener::bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     println!("Demo floor on http://{addr}  (database {}, terminal credentials in {})", database.display(), creds_file.display());
-    println!("  members: {} seeded (cards 04A1000001 to 04A1000007)", MEMBERS.len());
+    println!("  members: {} seeded (cards 04A1000001 to 04A1000007), PIN {DEMO_PIN}", MEMBERS.len());
     println!("  staff: manager, reception, pit, cashier, bar, admin; password {DEMO_PASSWORD}");
     println!("  health http://{addr}/healthz   metrics http://{addr}/metrics   terminals ws://{addr}{}", floor_protocol::GATEWAY_PATH);
-    println!("Ctrl-C stops it.");
-    app::run(config, store, clock, listener, app::shutdown_signal()).await
+    println!("  the slot machines' screens follow, one line each. Ctrl-C stops it.");
+
+    let (server_stop, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app::run(config, store, clock, listener, async move {
+        let _ = server_stopped.await;
+    }));
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let agents_dir = tempfile::tempdir().context("a directory for the agents' outboxes")?;
+    let url = format!("ws://{addr}{}", floor_protocol::GATEWAY_PATH);
+    let mut machines = tokio::task::JoinSet::new();
+    for (address, (id, game, players)) in [
+        ("SLOT-001", MachineType::Slot, &["04A1000001", "04A1000003"][..]),
+        ("SLOT-002", MachineType::Slot, &["04A1000002", "04A1000005"][..]),
+        ("ROUL-001", MachineType::ElectronicRoulette, &["04A1000004", "04A1000006"][..]),
+        ("POKER-001", MachineType::VideoPoker, &["04A1000003", "04A1000001"][..]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let secret = creds.iter().find(|(t, _)| t == id).map(|(_, s)| s.clone()).context("demo terminal")?;
+        let machine = motion::Machine {
+            id: id.to_owned(),
+            secret,
+            url: url.clone(),
+            game,
+            address: u8::try_from(address + 1)?,
+            players: players.iter().map(|p| (*p).to_owned()).collect(),
+            outbox: agents_dir.path().join(format!("{id}.db")),
+        };
+        let stop = stop.clone();
+        machines.spawn(async move {
+            if let Err(e) = machine.run(stop).await {
+                tracing::error!(error = %e, "demo machine stopped");
+            }
+        });
+    }
+    app::shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+        while machines.join_next().await.is_some() {}
+    })
+    .await;
+    let _ = server_stop.send(());
+    server.await?
+}
+
+/// The demo floor in motion: simulated machines, their agents and scripted players.
+mod motion {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use anyhow::Context;
+    use club_rules::MachineType;
+    use floor_protocol::Pin;
+    use hardware::{CardId, ChannelReader};
+    use slot_interface::sim::{self, Egm, RunOptions, SimConfig, Stored};
+    use slot_interface::{Address, Denomination, HostConfig, SasHost, SasPort};
+    use terminal_agent::link::{Credentials, Trust};
+    use terminal_agent::outbox::Outbox;
+    use terminal_agent::screen::Screen;
+    use terminal_agent::slot::{Input, Slot, SlotSettings};
+    use terminal_agent::uplink::{Uplink, UplinkConfig};
+    use tokio::sync::{mpsc, watch};
+
+    pub struct Machine {
+        pub id: String,
+        pub secret: String,
+        pub url: String,
+        pub game: MachineType,
+        pub address: u8,
+        pub players: Vec<String>,
+        pub outbox: PathBuf,
+    }
+
+    /// A terminal's screen as one line on standard output.
+    struct LineDisplay(String);
+
+    impl hardware::Display for LineDisplay {
+        fn size(&self) -> (usize, usize) {
+            (24, 3)
+        }
+        fn show(&mut self, lines: &[&str]) -> Result<(), hardware::Error> {
+            println!("[{:<9}] {}", self.0, lines.join(" | "));
+            Ok(())
+        }
+    }
+
+    impl Machine {
+        pub async fn run(self, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+            let address = Address::new(self.address)?;
+            let (host_end, machine_end) = tokio_serial::SerialStream::pair().context("a serial pair")?;
+            let mut config = SimConfig::new(address);
+            config.game = self.game;
+            config.denomination = Denomination::from_cents(100)?;
+            config.bet_credits = 5;
+            config.seed = u64::from(self.address);
+            let egm = Egm::new(config, Stored::default(), std::time::Instant::now())?;
+            let (sim, sim_task) = sim::spawn(egm, SasPort::from_stream(machine_end), None, RunOptions::default());
+            let mut host_config = HostConfig::new(vec![address]);
+            host_config.poller.response_timeout = Duration::from_millis(150);
+            host_config.poller.inter_byte_timeout = Duration::from_millis(40);
+            host_config.aft.registration_key = slot_interface::aft::RegistrationKey([0x5A; 20]);
+            let (host, events) = SasHost::spawn(SasPort::from_stream(host_end), host_config);
+            let outbox = Outbox::open(&self.outbox).await?;
+            let creds = Credentials { terminal_id: self.id.clone(), secret: self.secret.clone().into() };
+            let (uplink, from_server, uplink_task) = Uplink::spawn(UplinkConfig::new(&self.url, creds, Trust::WebRoots), outbox.clone(), stop.clone());
+            let (mut reader, cards) = ChannelReader::new(self.id.clone());
+            let (inputs_tx, inputs) = mpsc::channel(4);
+            let settings = SlotSettings { game: self.game, abandon_after: Duration::from_secs(120), ..SlotSettings::default() };
+            let screen = Screen::new(Box::new(LineDisplay(self.id.clone())));
+            let slot = Slot::new(outbox.clone(), uplink, from_server, host.machine(address)?, events, screen, settings);
+            let agent = tokio::spawn(slot.run(cards, inputs, stop.clone()));
+            sim.command("insert 5000000").await?;
+
+            // The players take turns: card in, a few dozen games, sometimes cashback, card out.
+            let mut round = 0usize;
+            'floor: loop {
+                let player = &self.players[round % self.players.len()];
+                round += 1;
+                reader.insert(CardId::parse(player)?).await?;
+                if pause(&mut stop, 1500).await {
+                    break;
+                }
+                let games = 20 + (round * 7 + usize::from(self.address) * 5) % 30;
+                for _ in 0..games {
+                    sim.command("play 1").await?;
+                    if pause(&mut stop, 250).await {
+                        break 'floor;
+                    }
+                }
+                if round % 3 == 0 {
+                    inputs_tx.send(Input::Redeem { points: 1000, pin: Pin::new(super::DEMO_PIN) }).await?;
+                    if pause(&mut stop, 2000).await {
+                        break;
+                    }
+                }
+                reader.remove().await?;
+                if pause(&mut stop, 2000).await {
+                    break;
+                }
+            }
+            // The agent closes the open session on stop; give it the time to.
+            let _ = agent.await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), uplink_task).await;
+            let _ = host.stop().await;
+            let _ = sim.command("quit").await;
+            let _ = sim_task.await;
+            outbox.close().await;
+            Ok(())
+        }
+    }
+
+    /// Sleeps; true when the demo is stopping.
+    async fn pause(stop: &mut watch::Receiver<bool>, ms: u64) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(ms)) => *stop.borrow(),
+            _ = stop.changed() => true,
+        }
+    }
+
 }

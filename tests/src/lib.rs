@@ -147,3 +147,5 @@ pub fn workspace_binary(name: &str) -> std::path::PathBuf {
     assert!(bin.exists(), "{} is not built: run `cargo build -p {name}` (nextest --workspace builds it)", bin.display());
     bin
 }
+
+pub mod agent_rig;

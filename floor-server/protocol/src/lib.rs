@@ -104,6 +104,32 @@ pub enum TerminalMessage {
 pub enum Request {
     /// The balances of the member whose card this is, if the club's gate lets the card be used.
     Balance { card: CardNumber },
+    /// Cashback at the machine: `points` of the card holder's into free play, confirmed with the
+    /// member's PIN. `transfer` (1-20 printable characters, chosen by the terminal) names the
+    /// redemption and the machine transfer that carries it: asking again with the same id after
+    /// a lost answer redeems once and answers as the first time.
+    RedeemCashback { card: CardNumber, points: i64, pin: Pin, transfer: String },
+}
+
+/// A member's PIN as typed at a terminal. It never appears in `Debug` output.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Pin(String);
+
+impl Pin {
+    pub fn new(s: impl Into<String>) -> Pin {
+        Pin(s.into())
+    }
+    /// The digits, for checking. Never log them.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Pin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Pin(****)")
+    }
 }
 
 /// The answer to a [`Request`].
@@ -116,6 +142,12 @@ pub enum Reply {
     Refused { code: RefusalCode, text: String },
     /// The request could not be done; `message` may be shown to the person at the terminal.
     Failed { code: ErrorCode, message: String },
+    /// Cashback done: `amount` of free play is to be moved to the machine under `transfer`.
+    Redeemed { transfer: String, points: i64, amount: Decimal },
+    /// The PIN was wrong; `tries_left` more before redemption locks.
+    PinRefused { tries_left: u32 },
+    /// Redemption is locked after too many wrong PINs (or no PIN is set) until staff unlock it.
+    PinLocked,
 }
 
 impl Reply {
@@ -153,6 +185,8 @@ pub enum TerminalEvent {
     Purchase(Purchase),
     /// The outcome of a free-play transfer the server asked for.
     FreePlayResult { transfer: String, outcome: TransferOutcome },
+    /// A card presented at a table (a table terminal): the player sits at `seat`, if known.
+    TablePresence { card: CardNumber, seat: Option<u32> },
 }
 
 /// Why a session ended.
@@ -163,6 +197,8 @@ pub enum CardOutReason {
     Abandoned,
     ReplacedByAnotherCard,
     TerminalShutdown,
+    /// The server refused the card after an offline session had opened.
+    Refused,
 }
 
 /// Play within a session.
@@ -357,6 +393,12 @@ mod tests {
             r#"{"type":"event","seq":7,"at":1700000000000,"event":{"kind":"play","session":"s1","game":"slot","wagered":"2.00","won":"0.50","games":1,"meters":null}}"#
         );
         assert_eq!(serde_json::from_str::<TerminalMessage>(&json).unwrap(), msg);
+    }
+
+    #[test]
+    fn pins_never_print() {
+        let r = Request::RedeemCashback { card: CardNumber::new("CARD1234"), points: 1000, pin: Pin::new("4711"), transfer: "t1".into() };
+        assert!(!format!("{r:?}").contains("4711"));
     }
 
     #[test]

@@ -445,11 +445,18 @@ async fn apply(
             const KIND: &str = "free_play_result";
             if let TransferOutcome::Failed { .. } = outcome {
                 let at = ledger::time(env.at)?;
-                if let Err(e) = ledger::free_play::free_play_failed(tx, rules, transfer, at).await? {
+                if let Err(e) = crate::machine_cashback::transfer_failed(tx, rules, &terminal.id, transfer, at).await? {
                     return Ok(rejected(KIND, None, e.to_string()));
                 }
             }
             Ok(Applied { kind: KIND, session: None, outcome: Outcome::Recorded })
+        }
+        TerminalEvent::TablePresence { card, seat } => {
+            if terminal.kind != TerminalKind::Table {
+                return Ok(rejected("table_presence", None, "table presence comes from table terminals"));
+            }
+            let outcome = crate::tables::presented(tx, &terminal.id, seq_i64(env.seq), card, *seat, env.at, now).await?;
+            Ok(Applied { kind: "table_presence", session: None, outcome })
         }
     }
 }

@@ -16,10 +16,11 @@ pub async fn answer(state: &AppState, terminal: &Terminal, request: Request) -> 
     let kind = request_kind(&request);
     let result = match request {
         Request::Balance { card } => balance(state, &card).await,
+        Request::RedeemCashback { card, points, pin, transfer } => redeem_cashback(state, terminal, &card, points, &pin, &transfer).await,
     };
     let reply = result.unwrap_or_else(|e| failure(&e));
     let label = match &reply {
-        Reply::Refused { .. } => "refused",
+        Reply::Refused { .. } | Reply::PinRefused { .. } | Reply::PinLocked => "refused",
         Reply::Failed { .. } => "failed",
         _ => "ok",
     };
@@ -31,6 +32,7 @@ pub async fn answer(state: &AppState, terminal: &Terminal, request: Request) -> 
 fn request_kind(r: &Request) -> &'static str {
     match r {
         Request::Balance { .. } => "balance",
+        Request::RedeemCashback { .. } => "redeem_cashback",
     }
 }
 
@@ -61,4 +63,17 @@ async fn balance(state: &AppState, card: &CardNumber) -> crate::error::Result<Re
     }
     let b = ledger::balances(&state.store, h.member_id).await?;
     Ok(Reply::Balance { name: h.first_name, tier: b.tier, points: b.points.0, free_play: b.free_play.as_decimal() })
+}
+
+/// Cashback at the machine with the member's PIN (see `machine_cashback`).
+async fn redeem_cashback(
+    state: &AppState,
+    terminal: &Terminal,
+    card: &CardNumber,
+    points: i64,
+    pin: &floor_protocol::Pin,
+    transfer: &str,
+) -> crate::error::Result<Reply> {
+    let now = ledger::time(state.clock.now_ms())?;
+    crate::machine_cashback::redeem_at_machine(&state.store, &state.rules, &terminal.id, card, points, pin.expose(), transfer, now).await
 }

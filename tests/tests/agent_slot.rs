@@ -1,0 +1,222 @@
+//! The terminal agent at a slot machine, end to end with real processes: the `floor-server`
+//! binary on SQLite, the `terminal-agent` binary, `egm-sim` over a socat pty, and a club card on
+//! vsmartcard's virtual reader through pcscd.
+//!
+//! PC/SC tests share pcscd's two virtual readers, so they are named `pcsc_*` and run one at a
+//! time (nextest group `pcsc`). Each uses the reader on port 35963.
+
+use std::time::Duration;
+
+use club_tests::agent_rig::*;
+use hardware::vpcd::{self, VirtualCard};
+
+const VPCD_PORT: u16 = 35963;
+const LONG: Duration = Duration::from_secs(60);
+
+fn uid(card: &str) -> Vec<u8> {
+    (0..card.len()).step_by(2).map(|i| u8::from_str_radix(&card[i..i + 2], 16).unwrap()).collect()
+}
+
+struct Rig {
+    floor: FloorProcess,
+    _pty: Pty,
+    sim: Sim,
+    agent: AgentProcess,
+    _dir: tempfile::TempDir,
+}
+
+/// Everything running; `None` when pcscd/vpcd or socat is missing (and not required).
+async fn rig(sim_args: &[&str]) -> Option<Rig> {
+    if !vpcd::ready_or_skip() {
+        return None;
+    }
+    let reader = vpcd::reader_name(VPCD_PORT);
+    vpcd::wait_until_empty(&reader, Duration::from_secs(10)).expect("the reader starts empty");
+    let pty = Pty::start().await?;
+    let (floor, secret) = FloorProcess::start().await;
+    // 1 EUR credits, 5 credits a game: every game is EUR 5.00 of coin-in.
+    let mut args = vec!["--denomination-cents", "100", "--bet", "5"];
+    args.extend_from_slice(sim_args);
+    let mut sim = Sim::start(&pty.machine, &args);
+    sim.ok("insert 500000");
+    let dir = tempfile::tempdir().unwrap();
+    let config = slot_config(dir.path(), &floor.ws_url(), &secret, &reader, &pty.host);
+    let agent = AgentProcess::start(config);
+    agent.wait_shown(0, "Insert your club card", LONG).await;
+    Some(Rig { floor, _pty: pty, sim, agent, _dir: dir })
+}
+
+fn coin_in_cents(sim: &mut Sim) -> i64 {
+    // 1 EUR credits: the coin-in meter in credits times 100.
+    sim.status()["meters"]["coin_in"].as_i64().unwrap() * 100
+}
+
+async fn session_totals(floor: &FloorProcess, card: &str) -> (i64, i64, i64) {
+    let store = floor.store().await;
+    let row: (i64, i64, i64) = sqlx::query_as(
+        "SELECT CAST(COALESCE(SUM(s.games), 0) AS BIGINT), CAST(COALESCE(SUM(s.wagered_cents), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN s.closed_at IS NULL THEN 1 ELSE 0 END), 0) AS BIGINT) \
+         FROM card_sessions s JOIN cards c ON c.id = s.card_id WHERE c.card_number = $1",
+    )
+    .bind(card)
+    .fetch_one(store.read())
+    .await
+    .unwrap();
+    store.close().await;
+    row
+}
+
+async fn points_of(floor: &FloorProcess, card: &str) -> (i64, i64) {
+    let store = floor.store().await;
+    let b = balances(&store, card).await;
+    store.close().await;
+    b
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pcsc_agent_credits_every_game_once_through_server_and_agent_kills() {
+    let Some(mut r) = rig(&[]).await else { return };
+    let before = coin_in_cents(&mut r.sim);
+    let (points_before, _) = points_of(&r.floor, ANA.1).await;
+    assert_eq!(points_before, 0);
+
+    let from = r.agent.screen_len();
+    let card = VirtualCard::insert(VPCD_PORT, &uid(ANA.1)).unwrap();
+    r.agent.wait_shown(from, "Welcome Ana", LONG).await;
+
+    r.sim.play(150);
+    // The server dies mid-session without a goodbye; play goes on meanwhile.
+    r.floor.kill9();
+    r.sim.play(100);
+    r.floor.restart();
+    r.sim.play(100);
+    // The agent dies: whatever it had not written yet is on the machine's meters.
+    r.agent.kill9();
+    r.sim.play(50);
+    r.agent.restart();
+    r.sim.play(100);
+    // Link cut: the server is away for a while (the agent keeps everything in its outbox).
+    r.floor.stop();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    r.floor.restart();
+
+    let from = r.agent.screen_len();
+    card.remove();
+    r.agent.wait_shown(from, "Thank you", LONG).await;
+    let after = coin_in_cents(&mut r.sim);
+    let delta = after - before;
+    assert_eq!(delta, 500 * 500, "500 games of EUR 5.00 on the meters");
+
+    let floor = &r.floor;
+    wait_for(LONG, "the session closed on the server", || async move { session_totals(floor, ANA.1).await.2 == 0 && session_totals(floor, ANA.1).await.0 > 0 })
+        .await;
+    let (games, wagered, _) = session_totals(&r.floor, ANA.1).await;
+    assert_eq!(wagered, delta, "the sessions' coin-in equals the meter delta");
+    assert_eq!(games, 500, "every game counted once");
+    let (points, _) = points_of(&r.floor, ANA.1).await;
+    assert_eq!(points, delta / 400, "1 point per EUR 4.00 of coin-in, to the point");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pcsc_agent_gold_member_redeems_1000_points_as_restricted_credit_and_a_refused_transfer_gives_them_back() {
+    let Some(mut r) = rig(&[]).await else { return };
+    let (points0, fp0) = points_of(&r.floor, MARKO.1).await;
+    assert_eq!(points0, 37_500, "seeded Gold member");
+    let from = r.agent.screen_len();
+    let card = VirtualCard::insert(VPCD_PORT, &uid(MARKO.1)).unwrap();
+    r.agent.wait_shown(from, "Welcome Marko", LONG).await;
+    assert!(r.agent.shown_since(from, "Gold"), "tier on the greeting");
+
+    let restricted0 = r.sim.status()["restricted_credits"].as_i64().unwrap();
+    let from = r.agent.screen_len();
+    r.agent.type_line(&format!("redeem 1000 {PIN}"));
+    r.agent.wait_shown(from, "EUR 14.00 free play", LONG).await;
+    let status = r.sim.status();
+    assert_eq!(status["meters"]["aft_restricted_in_cents"].as_i64().unwrap(), 1_400, "EUR 14.00 in by AFT, restricted");
+    assert_eq!(status["restricted_credits"].as_i64().unwrap() - restricted0, 14, "14 restricted credits of EUR 1");
+    let floor = &r.floor;
+    wait_for(LONG, "points debited", || async move { points_of(floor, MARKO.1).await.0 == points0 - 1000 }).await;
+    assert_eq!(points_of(&r.floor, MARKO.1).await.1, fp0, "the free play went to the machine, none left on the account");
+
+    // The machine refuses the next transfer: the points come back, once.
+    r.sim.ok("refuse-aft");
+    let from = r.agent.screen_len();
+    r.agent.type_line(&format!("redeem 1000 {PIN}"));
+    r.agent.wait_shown(from, "Your points are back", LONG).await;
+    wait_for(LONG, "points given back", || async move { points_of(floor, MARKO.1).await.0 == points0 - 1000 }).await;
+    let store = r.floor.store().await;
+    let reversed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM machine_redemptions WHERE state = 'reversed'").fetch_one(store.read()).await.unwrap();
+    assert_eq!(reversed, 1);
+    let (p, fp) = balances(&store, MARKO.1).await;
+    assert_eq!((p, fp), (points0 - 1000, fp0), "points back, the reversed redemption's free play cancelled");
+    store.close().await;
+    assert_eq!(r.sim.status()["meters"]["aft_restricted_in_cents"].as_i64().unwrap(), 1_400, "nothing more reached the machine");
+
+    // Wrong PINs: five lock redemption.
+    for left in (0..5).rev() {
+        let from = r.agent.screen_len();
+        r.agent.type_line("redeem 1000 0000");
+        let want = if left == 0 { "Redemption locked".to_owned() } else { format!("{left} tries left") };
+        r.agent.wait_shown(from, &want, LONG).await;
+    }
+    let from = r.agent.screen_len();
+    r.agent.type_line(&format!("redeem 1000 {PIN}"));
+    r.agent.wait_shown(from, "Redemption locked", LONG).await;
+    drop(card);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pcsc_agent_self_excluded_card_is_refused_at_card_in_and_offline_play_after_exclusion_earns_nothing() {
+    let Some(mut r) = rig(&[]).await else { return };
+    // Offline session: the server is down when Eva plays; she is excluded meanwhile.
+    r.floor.kill9();
+    let from = r.agent.screen_len();
+    let card = VirtualCard::insert(VPCD_PORT, &uid(EVA.1)).unwrap();
+    r.agent.wait_shown(from, "credited later", LONG).await;
+    r.sim.play(40);
+    let store = r.floor.store().await;
+    let person: i64 =
+        sqlx::query_scalar("SELECT m.person_id FROM members m JOIN cards c ON c.member_id = m.id WHERE c.card_number = $1")
+            .bind(EVA.1)
+            .fetch_one(store.read())
+            .await
+            .unwrap();
+    let now = now_ms();
+    floor_server::club::add_exclusion(
+        &store,
+        &floor_server::club::NewExclusion {
+            kind: "own_request".into(),
+            person_id: Some(person),
+            personal_id: None,
+            first_name: None,
+            last_name: None,
+            birth_date: None,
+            starts_at: now - 60_000,
+            ends_at: Some(now + 86_400_000),
+            reason: Some("test".into()),
+        },
+        &club_tests::SEED,
+        now,
+    )
+    .await
+    .unwrap();
+    store.close().await;
+    r.floor.restart();
+    let from = r.agent.screen_len();
+    // The server refuses the card when the offline session's events arrive: the session closes.
+    r.agent.wait_shown(from, "Card not accepted", LONG).await;
+    card.remove();
+    let floor = &r.floor;
+    wait_for(LONG, "offline session recorded", || async move { session_totals(floor, EVA.1).await.2 == 0 }).await;
+    assert_eq!(points_of(&r.floor, EVA.1).await.0, 0, "play by an excluded member earns nothing");
+
+    // Online card-in: refused at once; redemption refused too.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let from = r.agent.screen_len();
+    let card = VirtualCard::insert(VPCD_PORT, &uid(EVA.1)).unwrap();
+    r.agent.wait_shown(from, "Card not accepted", LONG).await;
+    let from = r.agent.screen_len();
+    r.agent.type_line(&format!("redeem 1000 {PIN}"));
+    r.agent.wait_shown(from, "Insert your club card", LONG).await;
+    drop(card);
+}
