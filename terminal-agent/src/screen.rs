@@ -37,7 +37,7 @@ impl Screen {
     }
 
     pub fn idle(&mut self) {
-        self.show(&["Insert your club card"]);
+        self.show(&["Insert your card"]);
     }
 
     pub fn wait(&mut self) {
@@ -46,7 +46,7 @@ impl Screen {
 
     pub fn welcome(&mut self, name: &str, tier: Tier, points: i64, free_play: Decimal) {
         let hello = format!("Welcome {name}");
-        let tier = format!("{tier:?} {points} points");
+        let tier = format!("{tier:?} {points} pts");
         let fp = format!("Free play EUR {free_play}");
         self.show(&[&hello, &tier, &fp]);
     }
@@ -60,6 +60,6 @@ impl Screen {
     }
 
     pub fn goodbye(&mut self) {
-        self.show(&["Thank you", "Insert your club card"]);
+        self.show(&["Thank you", "Insert your card"]);
     }
 }

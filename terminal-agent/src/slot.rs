@@ -247,7 +247,7 @@ impl Slot {
             && reading.as_ref().is_some_and(|r| r.credits > 0)
             && self.last_card_out.as_deref() != Some(card.expose())
         {
-            self.screen.refused("Credits of another player are on this machine");
+            self.screen.show(&["Machine has credits", "of another player"]);
             return Ok(());
         }
         let id = uuid::Uuid::new_v4().simple().to_string();
@@ -353,7 +353,7 @@ impl Slot {
     /// Cashback at the machine.
     async fn redeem(&mut self, points: i64, pin: Pin) -> Result<(), Error> {
         let Some(open) = &self.session else {
-            self.screen.show(&["Insert your club card", "to redeem points"]);
+            self.screen.show(&["Insert your card", "to redeem points"]);
             return Ok(());
         };
         if pin.expose().len() < 4 || !pin.expose().chars().all(|c| c.is_ascii_digit()) {
@@ -395,7 +395,7 @@ impl Slot {
                 let text = format!("EUR {amount} free play");
                 self.screen.show(&[&text, "is on the machine"]);
             }
-            TransferOutcome::Failed { .. } => self.screen.show(&["Free play transfer failed", "Your points are back"]),
+            TransferOutcome::Failed { .. } => self.screen.show(&["Transfer failed", "Your points are back"]),
         }
         self.report_transfer(transfer, outcome).await
     }

@@ -26,7 +26,7 @@ impl Table {
     /// Runs until `stop` turns true or the reader stops.
     pub async fn run(mut self, mut cards: CardReader, mut stop: watch::Receiver<bool>) -> Result<(), Error> {
         let mut announced: Vec<u64> = Vec::new();
-        self.screen.show(&["Present your club card"]);
+        self.screen.show(&["Present your card"]);
         loop {
             tokio::select! {
                 _ = stop.changed() => return Ok(()),

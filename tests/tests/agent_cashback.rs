@@ -33,10 +33,15 @@ async fn prepare(floor: &Floor) -> i64 {
     ana
 }
 
+/// Asks and waits for the reply, passing over floor-wide pushes (a card block after an exclusion).
 async fn ask(link: &mut Link, id: u64, request: Request) -> Reply {
-    match call(link, &TerminalMessage::Request { id, request }).await {
-        ServerMessage::Reply { id: got, reply } if got == id => reply,
-        other => panic!("expected the reply to {id}, got {other:?}"),
+    link.send(&TerminalMessage::Request { id, request }).await.unwrap();
+    loop {
+        match recv(link).await {
+            ServerMessage::Reply { id: got, reply } if got == id => return reply,
+            ServerMessage::BlockCard { .. } | ServerMessage::UnblockCard { .. } => continue,
+            other => panic!("expected the reply to {id}, got {other:?}"),
+        }
     }
 }
 

@@ -42,7 +42,7 @@ async fn rig(sim_args: &[&str]) -> Option<Rig> {
     let dir = tempfile::tempdir().unwrap();
     let config = slot_config(dir.path(), &floor.ws_url(), &secret, &reader, &pty.host);
     let agent = AgentProcess::start(config);
-    agent.wait_shown(0, "Insert your club card", LONG).await;
+    agent.wait_shown(0, "Insert your card", LONG).await;
     Some(Rig { floor, _pty: pty, sim, agent, _dir: dir })
 }
 
@@ -207,7 +207,21 @@ async fn pcsc_agent_self_excluded_card_is_refused_at_card_in_and_offline_play_af
     r.agent.wait_shown(from, "Card not accepted", LONG).await;
     card.remove();
     let floor = &r.floor;
-    wait_for(LONG, "offline session recorded", || async move { session_totals(floor, EVA.1).await.2 == 0 }).await;
+    wait_for(LONG, "the offline session and its play reached the server, and it closed", || async move {
+        let store = floor.store().await;
+        let (closed, plays): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM card_sessions s JOIN cards c ON c.id = s.card_id WHERE c.card_number = $1 \
+             AND s.closed_at IS NOT NULL AND s.refusal IS NOT NULL), \
+             (SELECT COUNT(*) FROM terminal_events WHERE terminal_id = 'SLOT-1' AND kind = 'play')",
+        )
+        .bind(EVA.1)
+        .fetch_one(store.read())
+        .await
+        .unwrap();
+        store.close().await;
+        closed == 1 && plays > 0
+    })
+    .await;
     assert_eq!(points_of(&r.floor, EVA.1).await.0, 0, "play by an excluded member earns nothing");
 
     // Online card-in: refused at once; redemption refused too.
@@ -217,6 +231,6 @@ async fn pcsc_agent_self_excluded_card_is_refused_at_card_in_and_offline_play_af
     r.agent.wait_shown(from, "Card not accepted", LONG).await;
     let from = r.agent.screen_len();
     r.agent.type_line(&format!("redeem 1000 {PIN}"));
-    r.agent.wait_shown(from, "Insert your club card", LONG).await;
+    r.agent.wait_shown(from, "Insert your card", LONG).await;
     drop(card);
 }
