@@ -158,6 +158,7 @@ pub async fn run(mut config: Config, database: PathBuf) -> anyhow::Result<()> {
     println!("  health http://{addr}/healthz   metrics http://{addr}/metrics   terminals ws://{addr}{}", floor_protocol::GATEWAY_PATH);
     println!("  the slot machines' screens follow, one line each. Ctrl-C stops it.");
 
+    let store_for_watch = store.clone();
     let (server_stop, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app::run(config, store, clock, listener, async move {
         let _ = server_stopped.await;
@@ -167,10 +168,12 @@ pub async fn run(mut config: Config, database: PathBuf) -> anyhow::Result<()> {
     let url = format!("ws://{addr}{}", floor_protocol::GATEWAY_PATH);
     let mut machines = tokio::task::JoinSet::new();
     for (address, (id, game, players)) in [
-        ("SLOT-001", MachineType::Slot, &["04A1000001", "04A1000003"][..]),
+        // Each member plays at one machine only; among them a self-excluded member (Eva), a
+        // card reported lost (Jan) and a card not yet activated (Nina), all refused.
+        ("SLOT-001", MachineType::Slot, &["04A1000001"][..]),
         ("SLOT-002", MachineType::Slot, &["04A1000002", "04A1000005"][..]),
         ("ROUL-001", MachineType::ElectronicRoulette, &["04A1000004", "04A1000006"][..]),
-        ("POKER-001", MachineType::VideoPoker, &["04A1000003", "04A1000001"][..]),
+        ("POKER-001", MachineType::VideoPoker, &["04A1000003", "04A1000007"][..]),
     ]
     .into_iter()
     .enumerate()
@@ -192,14 +195,39 @@ pub async fn run(mut config: Config, database: PathBuf) -> anyhow::Result<()> {
             }
         });
     }
+    let watcher = tokio::spawn(tier_changes(store_for_watch, stop.clone()));
     app::shutdown_signal().await;
     let _ = stop_tx.send(true);
+    let _ = watcher.await;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(15), async {
         while machines.join_next().await.is_some() {}
     })
     .await;
     let _ = server_stop.send(());
     server.await?
+}
+
+/// Prints each promotion as it is committed (the demo's view of tier changes).
+async fn tier_changes(store: Store, mut stop: tokio::sync::watch::Receiver<bool>) {
+    // Promotions from the seeded history are not news.
+    let mut seen: i64 = sqlx::query_scalar("SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM tier_events").fetch_one(store.read()).await.unwrap_or(0);
+    loop {
+        let rows: Vec<(i64, i64, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT id, member_id, from_tier, to_tier FROM tier_events WHERE id > $1 AND kind = 'promoted' ORDER BY id",
+        )
+        .bind(seen)
+        .fetch_all(store.read())
+        .await
+        .unwrap_or_default();
+        for (id, member, from, to) in rows {
+            seen = id;
+            println!("[tiers    ] member {} promoted {} -> {}", club::member_number(member), from.unwrap_or_default(), to.unwrap_or_default());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// The demo floor in motion: simulated machines, their agents and scripted players.
@@ -266,9 +294,12 @@ mod motion {
             let (inputs_tx, inputs) = mpsc::channel(4);
             let settings = SlotSettings { game: self.game, abandon_after: Duration::from_secs(120), ..SlotSettings::default() };
             let screen = Screen::new(Box::new(LineDisplay(self.id.clone())));
+            let link = uplink.clone();
             let slot = Slot::new(outbox.clone(), uplink, from_server, host.machine(address)?, events, screen, settings);
             let agent = tokio::spawn(slot.run(cards, inputs, stop.clone()));
             sim.command("insert 5000000").await?;
+            // Players arrive once the floor is up (an agent would open offline sessions before).
+            link.wait_up(Duration::from_secs(10)).await;
 
             // The players take turns: card in, a few dozen games, sometimes cashback, card out.
             let mut round = 0usize;
