@@ -136,8 +136,10 @@ async fn console(mut slot: Option<ChannelReader>, inputs: mpsc::Sender<Input>) {
             break;
         }
     }
-    // Keep the console reader open after standard input ends: the terminal goes on.
-    if let Some(slot) = slot {
-        std::mem::forget(slot);
+    // Standard input ended: the console reader stays in place (its card, if any, stays in) and
+    // the terminal goes on without a keypad.
+    drop(inputs);
+    if slot.is_some() {
+        std::future::pending::<()>().await;
     }
 }

@@ -161,6 +161,8 @@ impl Slot {
     pub async fn run(mut self, mut cards: CardReader, mut inputs: mpsc::Receiver<Input>, mut stop: watch::Receiver<bool>) -> Result<(), Error> {
         self.resume().await?;
         let mut tick = tokio::time::interval(Duration::from_millis(500));
+        // A keypad that goes away (standard input closed) leaves the terminal running without it.
+        let mut keypad = true;
         loop {
             while let Some(m) = self.deferred.pop_front() {
                 self.server(m).await?;
@@ -191,7 +193,10 @@ impl Slot {
                     Some(m) => self.server(m).await?,
                     None => return Ok(()),
                 },
-                i = inputs.recv(), if true => if let Some(i) = i { self.input(i).await? },
+                i = inputs.recv(), if keypad => match i {
+                    Some(i) => self.input(i).await?,
+                    None => keypad = false,
+                },
                 _ = tick.tick() => self.timers().await?,
             }
         }
