@@ -234,3 +234,39 @@ async fn pcsc_agent_self_excluded_card_is_refused_at_card_in_and_offline_play_af
     r.agent.wait_shown(from, "Insert your card", LONG).await;
     drop(card);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pcsc_agent_table_mode_announces_the_player_to_the_pit() {
+    if !vpcd::ready_or_skip() {
+        return;
+    }
+    let reader = vpcd::reader_name(VPCD_PORT);
+    vpcd::wait_until_empty(&reader, Duration::from_secs(10)).expect("the reader starts empty");
+    let (floor, _) = FloorProcess::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("table.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "mode = \"table\"\nstore = \"{}\"\n[server]\nurl = \"{}\"\nterminal_id = \"TABLE-1\"\nsecret_file = \"{}\"\n\
+             [reader]\nkind = \"pcsc\"\nreaders = [\"{reader}\"]\n[table]\nseat = 2\n",
+            dir.path().join("agent.db").display(),
+            floor.ws_url(),
+            floor.dir.path().join("table.secret").display(),
+        ),
+    )
+    .unwrap();
+    let agent = AgentProcess::start(config);
+    agent.wait_shown(0, "Present your card", LONG).await;
+    let card = VirtualCard::insert(VPCD_PORT, &uid(ANA.1)).unwrap();
+    agent.wait_shown(0, "The pit is informed", LONG).await;
+    let floor = &floor;
+    wait_for(LONG, "Ana listed at TABLE-1", || async move {
+        let store = floor.store().await;
+        let players = floor_server::tables::players_at(&store, "TABLE-1", now_ms()).await.unwrap();
+        store.close().await;
+        players.iter().any(|p| p.first_name == ANA.0 && p.seat == Some(2))
+    })
+    .await;
+    drop(card);
+}
