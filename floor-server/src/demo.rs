@@ -317,7 +317,7 @@ mod motion {
                         break 'floor;
                     }
                 }
-                if round % 3 == 0 {
+                if round.is_multiple_of(3) {
                     inputs_tx.send(Input::Redeem { points: 1000, pin: Pin::new(super::DEMO_PIN) }).await?;
                     if pause(&mut stop, 2000).await {
                         break;

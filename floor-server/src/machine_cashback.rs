@@ -71,7 +71,7 @@ pub async fn redeem_at_machine(
     let mut tx = store.begin().await?;
     store::lock_member(&mut tx, h.member_id).await?;
     // A parallel request with the same id may have committed while the PIN was checked.
-    if !machine_redemption(&mut tx, transfer).await?.is_none() {
+    if machine_redemption(&mut tx, transfer).await?.is_some() {
         drop(tx);
         return Ok(earlier(store, terminal, transfer).await?.unwrap_or_else(|| Reply::failed(ErrorCode::Invalid, "transfer id already used")));
     }
