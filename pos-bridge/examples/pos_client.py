@@ -49,7 +49,8 @@ def line(sku, name, category, quantity, unit_price, pay_with="money", already_di
 def expect(step, got, status, **fields):
     code, body = got
     ok = code == status and all(body.get(k) == v for k, v in fields.items())
-    print(f"{'ok ' if ok else 'BAD'} {step}: {code} {json.dumps(body)}")
+    text = json.dumps(body)
+    print(f"{'ok ' if ok else 'BAD'} {step}: {code} {text if len(text) < 400 else text[:400] + ' ...'}")
     if not ok:
         print(f"    expected {status} with {fields}", file=sys.stderr)
         sys.exit(1)

@@ -241,7 +241,7 @@ impl<F: Floor> Bridge<F> {
                     ticket: ticket.id,
                     tier: tier.code().to_owned(),
                     lines: lines.into_iter().map(priced_line).collect(),
-                    money_due,
+                    money_due: eur(money_due),
                     points_due,
                     points_available,
                 })
@@ -275,7 +275,7 @@ impl<F: Floor> Bridge<F> {
             Ok(Reply::OutletSettled { ticket, money_due, points_spent, points_earned, points_balance, repeated, .. }) => {
                 let settlement = Settlement {
                     ticket,
-                    money_due,
+                    money_due: eur(money_due),
                     points_spent,
                     points_earned: Some(points_earned),
                     points_balance: Some(points_balance),
@@ -357,7 +357,7 @@ impl<F: Floor> Bridge<F> {
         tracing::info!("ticket recorded offline; its points are decided when the server receives it");
         Ok((StatusCode::ACCEPTED, Settlement {
             ticket: ticket.id,
-            money_due: due,
+            money_due: eur(due),
             points_spent: 0,
             points_earned: None,
             points_balance: None,
@@ -428,6 +428,13 @@ fn check_amount(amount: Decimal, what: &str) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Money as the till shows it: always two decimals ("0.00", "6.30").
+fn eur(amount: Decimal) -> Decimal {
+    let mut d = amount;
+    d.rescale(2);
+    d
+}
+
 fn unknown_sku(sku: &str) -> Failure {
     Failure::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_sku", format!("the article {sku:?} is not in the club catalogue"))
 }
@@ -442,7 +449,7 @@ fn priced_line(l: floor_protocol::PricedOutletLine) -> PricedLine {
         },
         discount_percent: l.discount_percent,
         free_drink: l.free_drink,
-        money: l.money,
+        money: eur(l.money),
         points: l.points,
     }
 }
