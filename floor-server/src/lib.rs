@@ -4,6 +4,7 @@
 pub mod app;
 pub mod audit;
 pub mod broadcast;
+pub mod catalogue;
 pub mod cli;
 pub mod club;
 pub mod clock;

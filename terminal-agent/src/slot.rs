@@ -380,7 +380,10 @@ impl Slot {
             Reply::PinLocked => self.screen.show(&["Redemption locked", "Please ask the staff"]),
             Reply::Refused { text, .. } => self.screen.refused(&text),
             Reply::Failed { message, .. } => self.screen.show(&["Not possible now", &message]),
-            Reply::Balance { .. } => {}
+            other => {
+                tracing::warn!(?other, "unexpected answer to a cashback request");
+                self.screen.show(&["Not possible now"]);
+            }
         }
         Ok(())
     }

@@ -1312,6 +1312,7 @@ mod redemption_and_discounts {
             price: eur(price),
             points_price: points.map(Points),
             already_discounted,
+            member_free: false,
         }
     }
 
@@ -1426,6 +1427,18 @@ mod redemption_and_discounts {
     #[test]
     fn free_drinks_are_at_the_bar_only() {
         check_price(&rules(), member(Tier::Bronze, 0), Outlet::Restaurant, ("espresso", 1, Cash), Ok(("2.00", 0)));
+    }
+
+    #[test]
+    fn an_article_the_catalogue_marks_member_free_is_free_at_the_bar_only() {
+        let catalogue = vec![Article { member_free: true, ..article("house-lemonade", "soft_drinks", "3.00", Some(30), false) }];
+        let bar = pricing::price(&rules(), &member(Tier::Bronze, 0), &catalogue, &ticket(Outlet::Bar, &[("house-lemonade", 2, Cash)], 0), at(NOW))
+            .unwrap();
+        assert_eq!((bar.money_due, bar.lines[0].free_drink), (Money::ZERO, true));
+        let restaurant =
+            pricing::price(&rules(), &member(Tier::Bronze, 0), &catalogue, &ticket(Outlet::Restaurant, &[("house-lemonade", 2, Cash)], 0), at(NOW))
+                .unwrap();
+        assert_eq!(restaurant.money_due, eur("6.00"));
     }
 
     #[test]
