@@ -27,6 +27,11 @@
 //! [table]
 //! seat = 3
 //!
+//! [bar]                              # the till's API (pos-bridge), loopback by default
+//! listen = "127.0.0.1:8088"
+//! outlet = "bar"                     # bar | restaurant | hotel | showcase
+//! till_token_file = "/etc/club/till.token"   # or till_token = "…" (16+ characters)
+//!
 //! [display]
 //! cols = 20
 //! rows = 4
@@ -69,6 +74,7 @@ pub struct AgentConfig {
     pub slot: Option<SlotConfig>,
     #[serde(default)]
     pub table: TableConfig,
+    pub bar: Option<BarConfig>,
     #[serde(default)]
     pub display: DisplayConfig,
     #[serde(default)]
@@ -142,6 +148,30 @@ pub struct TableConfig {
     pub seat: Option<u32>,
 }
 
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BarConfig {
+    #[serde(default = "bar_listen")]
+    pub listen: std::net::SocketAddr,
+    #[serde(default = "bar_outlet")]
+    pub outlet: String,
+    pub till_token: Option<SecretString>,
+    pub till_token_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for BarConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BarConfig").field("listen", &self.listen).field("outlet", &self.outlet).finish_non_exhaustive()
+    }
+}
+
+fn bar_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 8088))
+}
+fn bar_outlet() -> String {
+    "bar".into()
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DisplayConfig {
@@ -186,6 +216,9 @@ impl AgentConfig {
         let config: AgentConfig = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
         if config.mode == Mode::Slot && config.slot.is_none() {
             return Err(Error::Config("slot mode needs a [slot] section".into()));
+        }
+        if config.mode == Mode::Bar && config.bar.as_ref().is_none_or(|b| b.till_token.is_none() && b.till_token_file.is_none()) {
+            return Err(Error::Config("bar mode needs a [bar] section with till_token or till_token_file".into()));
         }
         if config.server.secret.is_none() && config.server.secret_file.is_none() {
             return Err(Error::Config("[server] needs secret or secret_file".into()));

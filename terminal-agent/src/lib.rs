@@ -5,9 +5,10 @@
 //! list, the open session), [`link`] (one WebSocket), [`uplink`] (the persistent connection:
 //! reconnection with backoff, resending from the server's last number, requests), and the modes:
 //! [`slot`] (carded play over SAS, free play at the machine) and [`table`] (a card presented at a
-//! table). [`config`] is the terminal's TOML file; [`run`] wires it all for the binary and the
+//! table) and [`bar`] (the card reader plus `pos-bridge` in process). [`config`] is the terminal's TOML file; [`run`] wires it all for the binary and the
 //! demo floor.
 
+pub mod bar;
 pub mod config;
 pub mod link;
 pub mod outbox;

@@ -71,7 +71,40 @@ pub async fn run(config: AgentConfig, stop: watch::Receiver<bool>) -> anyhow::Re
             r
         }
         Mode::Table => Table { outbox: outbox.clone(), from_server, screen, seat: config.table.seat }.run(cards, stop.clone()).await,
-        Mode::Bar => anyhow::bail!("bar mode runs the card reader with pos-bridge, which this build does not include yet"),
+        Mode::Bar => {
+            let bar = config.bar.as_ref().context("bar mode needs [bar]")?;
+            let token = match (&bar.till_token, &bar.till_token_file) {
+                (Some(t), _) => t.clone(),
+                (None, Some(path)) => secrecy::SecretString::from(
+                    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?.trim().to_owned(),
+                ),
+                (None, None) => anyhow::bail!("[bar] needs till_token or till_token_file"),
+            };
+            anyhow::ensure!(secrecy::ExposeSecret::expose_secret(&token).len() >= 16, "the till token must be at least 16 characters");
+            let outlet: pos_bridge::PosOutlet =
+                serde_json::from_value(serde_json::Value::String(bar.outlet.clone())).context("bar.outlet: bar, restaurant, hotel or showcase")?;
+            let floor = crate::bar::AgentFloor {
+                uplink: uplink.clone(),
+                outbox: outbox.clone(),
+                request_timeout: Duration::from_millis(config.timeouts.request_ms),
+            };
+            drop(from_server);
+            let bridge = pos_bridge::Bridge::new(floor, pos_bridge::BridgeConfig::new(token, outlet));
+            let listener = tokio::net::TcpListener::bind(bar.listen).await.with_context(|| format!("binding {}", bar.listen))?;
+            tracing::info!(addr = %listener.local_addr()?, "till API listening");
+            let mut api_stop = stop.clone();
+            let api = tokio::spawn(pos_bridge::serve(listener, bridge.router(), async move {
+                let _ = api_stop.wait_for(|s| *s).await;
+            }));
+            let mut refresh_stop = stop.clone();
+            let refresh = bridge.spawn_catalogue_refresh(async move {
+                let _ = refresh_stop.wait_for(|s| *s).await;
+            });
+            let r = crate::bar::run(bridge, screen, cards, stop.clone()).await;
+            let _ = api.await;
+            refresh.abort();
+            r
+        }
     };
     // Give the uplink a moment to deliver what the mode wrote last (a card-out at shutdown).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);

@@ -165,7 +165,8 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
-async fn seed_member(store: &Store, name: &str, card: &str) -> i64 {
+/// A member with an active card (numbers the readers produce are hexadecimal).
+pub async fn seed_member(store: &Store, name: &str, card: &str) -> i64 {
     use floor_server::club::{self, NewPerson};
     let mut tx = store.begin().await.unwrap();
     let p = club::create_person(
