@@ -2,6 +2,9 @@
 //! points and cash, the showcase limit, voids and refunds, replays and bad input, with exact
 //! balances, lots and ledger entries.
 
+// Amounts in cents are written EUR_cents (4_50 is EUR 4.50).
+#![allow(clippy::inconsistent_digit_grouping)]
+
 use chrono::{DateTime, Utc};
 use club_rules::earning::{Tender, TenderKind};
 use club_rules::pricing::{Outlet, PayWith};
