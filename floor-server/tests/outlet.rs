@@ -2,6 +2,9 @@
 //! points and cash, the showcase limit, voids and refunds, replays and bad input, with exact
 //! balances, lots and ledger entries.
 
+// Amounts in cents are written EUR_cents (4_50 is EUR 4.50).
+#![allow(clippy::inconsistent_digit_grouping)]
+
 use chrono::{DateTime, Utc};
 use club_rules::earning::{Tender, TenderKind};
 use club_rules::pricing::{Outlet, PayWith};
@@ -199,6 +202,9 @@ async fn a_second_showcase_article_the_same_day_is_refused(backend: Backend) {
     let refused = outlet::settle(&store, &rules, &pen, &[], Points(210), at(T0 + 2 * DAY + 3_600_000)).await.unwrap();
     assert!(matches!(refused, Err(RulesError::ShowcaseLimit { limit: 1, already: 1, asked: 1 })), "{refused:?}");
     assert_eq!(balance(&store, member).await, 990);
+    // 05:13 the next morning in Ljubljana is still the same gaming day (it starts at 06:00).
+    let early = outlet::settle(&store, &rules, &pen, &[], Points(210), at(T0 + 2 * DAY + 13 * 3_600_000)).await.unwrap();
+    assert!(matches!(early, Err(RulesError::ShowcaseLimit { .. })), "{early:?}");
     // The next day, one more.
     outlet::settle(&store, &rules, &pen, &[], Points(210), at(T0 + 3 * DAY)).await.unwrap().unwrap();
     assert_eq!(balance(&store, member).await, 780);

@@ -24,7 +24,7 @@ CREATE TABLE outlet_tickets (
     ticket              TEXT    NOT NULL,
     member_id           BIGINT  NOT NULL REFERENCES members (id),
     outlet              TEXT    NOT NULL CONSTRAINT outlet_tickets_outlet CHECK (outlet IN ('bar', 'restaurant', 'hotel', 'showcase')),
-    -- the casino day (YYYY-MM-DD) the showcase limit counts in
+    -- the gaming day (YYYY-MM-DD, the casino calendar) the showcase limit counts in
     day                 TEXT    NOT NULL,
     showcase_items      BIGINT  NOT NULL DEFAULT 0,
     money_due_cents     BIGINT  NOT NULL CONSTRAINT outlet_tickets_money CHECK (money_due_cents >= 0),

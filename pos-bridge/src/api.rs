@@ -186,7 +186,7 @@ pub struct ApiError {
     pub message: String,
     /// For `already_settled`: the first settlement.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub settlement: Option<Settlement>,
+    pub settlement: Option<Box<Settlement>>,
 }
 
 /// An error of the local API.

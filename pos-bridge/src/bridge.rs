@@ -70,13 +70,16 @@ impl std::fmt::Debug for BridgeConfig {
 pub const MAX_LINES: usize = 200;
 pub const MAX_QUANTITY: i64 = 1000;
 
+/// A ticket's lines as priced online and the money due for each.
+type Quoted = (Vec<OutletLine>, Vec<Decimal>);
+
 struct Inner<F> {
     floor: F,
     config: BridgeConfig,
     card: Mutex<Option<(CardNumber, Instant)>>,
     catalogue: RwLock<Option<(Arc<Vec<CatalogueArticle>>, Instant)>>,
     /// The money per line of tickets priced online, for settling them offline at the same prices.
-    priced: Mutex<HashMap<String, (Vec<OutletLine>, Vec<Decimal>)>>,
+    priced: Mutex<HashMap<String, Quoted>>,
     /// Tickets recorded offline by this bridge, to refuse a replay at once.
     recorded_offline: Mutex<HashSet<String>>,
 }
@@ -283,7 +286,7 @@ impl<F: Floor> Bridge<F> {
                 };
                 if repeated {
                     let mut f = Failure::new(StatusCode::CONFLICT, "already_settled", "this ticket was already settled; nothing changed");
-                    f.body.settlement = Some(settlement);
+                    f.body.settlement = Some(Box::new(settlement));
                     return Err(f);
                 }
                 self.inner.priced.lock().expect("priced lock").remove(&settlement.ticket);

@@ -18,6 +18,7 @@ use club_tests::*;
 floor_server::on_both_backends!(
     a_pos_client_script_rings_up_a_gold_members_evening,
     offline_cash_waits_in_the_outbox_and_points_are_refused,
+    outlet_requests_come_from_bar_terminals_only,
 );
 
 const TOKEN: &str = "till-token-0123456789";
@@ -197,4 +198,19 @@ async fn offline_cash_waits_in_the_outbox_and_points_are_refused(backend: Backen
     let (status, body) = post("/v1/tickets/settle", settle).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(balance(floor.store(), member).await, 1_007);
+}
+
+async fn outlet_requests_come_from_bar_terminals_only(backend: Backend) {
+    let Some(floor) = Floor::start(backend).await else { return };
+    prepare(floor.store()).await;
+    let slot = &floor.terminals[0];
+    let ws = WsFloor::new(floor.server.ws_url(), slot.terminal_id.clone(), SecretString::from(slot.secret.expose_secret().to_owned()));
+    let reply = ws.request(Request::Catalogue).await.unwrap();
+    assert!(matches!(&reply, Reply::Failed { code: floor_protocol::ErrorCode::Invalid, .. }), "{reply:?}");
+    let bar = &floor.terminals[BAR];
+    let ws = WsFloor::new(floor.server.ws_url(), bar.terminal_id.clone(), SecretString::from(bar.secret.expose_secret().to_owned()));
+    let Reply::Catalogue { articles } = ws.request(Request::Catalogue).await.unwrap() else { panic!("a catalogue") };
+    let free: Vec<&str> = articles.iter().filter(|a| a.member_free).map(|a| a.sku.as_str()).collect();
+    // The rules' free-drink categories: coffee, water, dispenser juice, draft beer, open wine.
+    assert_eq!(free, ["CAPPUCCINO", "DRAFT-03", "ESPRESSO", "JUICE-DISP", "WATER-05", "WINE-OPEN"]);
 }

@@ -274,7 +274,7 @@ pub fn reverse(rules: &Rules, settled: &SettledPoints, lots: &[PointsLot], now: 
         }
         entries.push(change(lot, points, PointsKind::Returned(RedeemFor::Purchase(settled.outlet)), now, version));
         if let Some(l) = lots.iter_mut().find(|l| l.id == lot) {
-            l.remaining = l.remaining + points;
+            l.remaining += points;
         }
     }
     if let Some((earned_lot, earned)) = settled.earned.filter(|(_, p)| *p > Points::ZERO) {

@@ -1447,6 +1447,55 @@ mod redemption_and_discounts {
         check_price(&rules, member(Tier::Bronze, 0), Outlet::Bar, ("cocktail", 1, Pts), Ok(("0.00", 0)));
     }
 
+    /// (lot, amount) of each entry a reversal writes, and whether each gives back or takes back.
+    fn reversal(settled: &pricing::SettledPoints, lots: &[Lot<Points>]) -> Result<Vec<(i64, i64, bool)>, RulesError> {
+        pricing::reverse(&rules(), settled, lots, at(NOW)).map(|entries| {
+            entries
+                .iter()
+                .map(|e| {
+                    let LotRef::Existing(lot) = e.lot else { panic!("a reversal changes existing lots") };
+                    (lot.0, e.amount.0, matches!(e.kind, PointsKind::Returned(_)))
+                })
+                .collect()
+        })
+    }
+
+    #[test]
+    fn a_refund_gives_spent_points_back_into_the_lots_they_came_from() {
+        let settled = pricing::SettledPoints {
+            outlet: Outlet::Restaurant,
+            spent: vec![(LotId(1), Points(200)), (LotId(2), Points(115))],
+            earned: None,
+        };
+        let lots = [lot(1, "2025-01-01 10:00", 0), lot(2, "2025-02-01 10:00", 885)];
+        assert_eq!(reversal(&settled, &lots), Ok(vec![(1, 200, true), (2, 115, true)]));
+    }
+
+    #[test]
+    fn a_void_takes_back_the_earning_from_its_own_lot_first_then_the_oldest() {
+        let settled = pricing::SettledPoints { outlet: Outlet::Bar, spent: vec![], earned: Some((LotId(3), Points(7))) };
+        let lots = [lot(1, "2025-01-01 10:00", 10), lot(3, "2025-02-28 10:00", 4)];
+        assert_eq!(reversal(&settled, &lots), Ok(vec![(3, -4, false), (1, -3, false)]));
+    }
+
+    #[test]
+    fn a_void_is_refused_when_the_points_it_earned_are_gone() {
+        let settled = pricing::SettledPoints { outlet: Outlet::Bar, spent: vec![], earned: Some((LotId(3), Points(7))) };
+        let lots = [lot(3, "2025-02-28 10:00", 2)];
+        assert_eq!(
+            reversal(&settled, &lots),
+            Err(RulesError::InsufficientPoints { wanted: Points(7), available: Points(2) })
+        );
+    }
+
+    #[test]
+    fn a_reversed_earning_counts_against_the_qualifying_points() {
+        let settled = pricing::SettledPoints { outlet: Outlet::Bar, spent: vec![], earned: Some((LotId(3), Points(7))) };
+        let entries = pricing::reverse(&rules(), &settled, &[lot(3, "2025-02-28 10:00", 7)], at(NOW)).unwrap();
+        assert_eq!(entries.iter().map(|e| e.qualifying()).collect::<Vec<_>>(), vec![Points(-7)]);
+        assert!(entries.iter().all(|e| e.rule_version == *rules().version()));
+    }
+
     #[test]
     fn an_article_without_a_point_price_cannot_be_paid_with_points() {
         check_price(

@@ -14,9 +14,11 @@
 //! excluded member, too few points) is a [`Decision`] value, never an error string; the
 //! transaction is then dropped and nothing is written.
 //!
-//! Days are the casino's (`club_rules::CalendarConfig`): anniversaries on its local date.
+//! Days are the casino's (`club_rules::CalendarConfig`): anniversaries on its local date, the
+//! showcase limit per gaming day.
 //!
-//! Not here: the rules themselves (`club_rules`) and HTTP routes for the consoles. Outlet tickets are in [`outlet`].
+//! Not here: the rules themselves (`club_rules`) and HTTP routes for the consoles. Outlet
+//! tickets are in [`outlet`].
 
 pub mod earn;
 pub mod free_play;

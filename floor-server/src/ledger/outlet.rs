@@ -13,7 +13,8 @@
 //! - A void or refund gives the spent points back into the lots they came from and takes back
 //!   what the ticket earned (`pricing::reverse`); a second one changes nothing.
 //! - The showcase limit counts the showcase articles of the member's tickets settled on the same
-//!   day (UTC, as the rest of the ledgers) and not reversed.
+//!   gaming day (`club_rules` calendar: the casino's time zone, the day starting at 06:00 local)
+//!   and not reversed.
 //!
 //! Not here: money prices (the till's, per line), the POS protocol, stock.
 
@@ -103,15 +104,16 @@ fn check_ticket_number(ticket: &str) -> Result<()> {
     if ok { Ok(()) } else { Err(Error::invalid("a ticket number is 1-64 letters, digits, '-', '_' or '.'")) }
 }
 
-/// The casino day a showcase article counts in.
-fn day(now: DateTime<Utc>) -> String {
-    now.date_naive().to_string()
+/// The gaming day a showcase article counts in.
+fn day(rules: &Rules, now: DateTime<Utc>) -> String {
+    rules.config().calendar.gaming_day(now).to_string()
 }
 
 /// The rules' catalogue and ticket for a sale: every SKU must be an active article; showcase
 /// articles go on showcase tickets and nothing else does; one SKU, one price per ticket.
 async fn rules_view(
     tx: &mut Transaction<'static, Any>,
+    rules: &Rules,
     sale: &Sale,
     member_id: i64,
     now: DateTime<Utc>,
@@ -148,7 +150,7 @@ async fn rules_view(
          WHERE member_id = $1 AND day = $2 AND showcase_items > 0 AND reversed_at IS NULL",
     )
     .bind(member_id)
-    .bind(day(now))
+    .bind(day(rules, now))
     .fetch_one(&mut **tx)
     .await?;
     let ticket = Ticket {
@@ -167,7 +169,7 @@ pub async fn price(store: &Store, rules: &Rules, sale: &Sale, now: DateTime<Utc>
         return Ok(Err(RulesError::Refused(RefusalCode::UnknownCard)));
     };
     let member = load_member(&mut tx, rules, holder.member_id, Some(holder.card_id), now).await?.member;
-    let (catalogue, ticket, _) = match rules_view(&mut tx, sale, holder.member_id, now).await? {
+    let (catalogue, ticket, _) = match rules_view(&mut tx, rules, sale, holder.member_id, now).await? {
         Ok(v) => v,
         Err(e) => return Ok(Err(e)),
     };
@@ -227,7 +229,7 @@ pub async fn settle(
         return Err(Error::Conflict(format!("ticket {} was already recorded as a cash sale", sale.ticket)));
     }
     let member = load_member(&mut tx, rules, holder.member_id, Some(holder.card_id), now).await?.member;
-    let (catalogue, ticket, showcase_items) = match rules_view(&mut tx, sale, holder.member_id, now).await? {
+    let (catalogue, ticket, showcase_items) = match rules_view(&mut tx, rules, sale, holder.member_id, now).await? {
         Ok(v) => v,
         Err(e) => return Ok(Err(e)),
     };
@@ -250,7 +252,7 @@ pub async fn settle(
     .bind(&sale.ticket)
     .bind(holder.member_id)
     .bind(super::code_of(&sale.outlet))
-    .bind(day(now))
+    .bind(day(rules, now))
     .bind(i64::from(showcase_items))
     .bind(settlement.ticket.money_due.cents())
     .bind(settlement.ticket.points_due.0)
