@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod gateway;
+pub mod iaccount;
 pub mod ledger;
 pub mod staff;
 pub mod store;
