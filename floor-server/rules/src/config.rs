@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use serde::{Deserialize, Serialize};
@@ -47,6 +48,40 @@ pub struct RulesConfig {
     /// Live table games by the code croupiers record (`blackjack`, `poker`, ...). Listing any game
     /// in the file replaces the whole default list.
     pub tables: BTreeMap<String, TableGame>,
+    /// The casino's time zone and gaming day: what "a day" means in the rules.
+    pub calendar: CalendarConfig,
+}
+
+/// The casino's calendar. Membership anniversaries fall on the casino's local date; limits "per
+/// day" (the showcase article, cash at the desk) count per gaming day, which starts at a local
+/// hour (our choice: 06:00, after the floor closes, so a night's play is one day).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CalendarConfig {
+    /// The casino's IANA time zone (the club's terms are Slovenian: `Europe/Ljubljana`).
+    pub time_zone: chrono_tz::Tz,
+    /// The local hour (0-23) at which a gaming day starts.
+    pub gaming_day_starts_at_hour: u32,
+}
+
+impl Default for CalendarConfig {
+    fn default() -> Self {
+        CalendarConfig { time_zone: chrono_tz::Europe::Ljubljana, gaming_day_starts_at_hour: 6 }
+    }
+}
+
+impl CalendarConfig {
+    /// The casino's local calendar date at `now`.
+    pub fn local_date(&self, now: DateTime<Utc>) -> NaiveDate {
+        now.with_timezone(&self.time_zone).date_naive()
+    }
+
+    /// The gaming day `now` belongs to: the local date, moved back by the hours before the day's
+    /// start (at 03:00 local with a 06:00 start, it is still yesterday's gaming day).
+    pub fn gaming_day(&self, now: DateTime<Utc>) -> NaiveDate {
+        let local = now.with_timezone(&self.time_zone).naive_local();
+        (local - TimeDelta::hours(i64::from(self.gaming_day_starts_at_hour))).date()
+    }
 }
 
 /// Earning rates (RULES.md 1, "Earning points").
@@ -249,6 +284,7 @@ impl Default for RulesConfig {
                 ("craps".to_owned(), theoretical(50, dec!(1.50))),
                 ("poker".to_owned(), TableGame::Time { points_per_hour: dec!(12), max_minutes: 12 * 60 }),
             ]),
+            calendar: CalendarConfig::default(),
         }
     }
 }
@@ -381,6 +417,7 @@ impl RulesConfig {
         for (name, game) in &self.tables {
             validate_game(name, game)?;
         }
+        check(self.calendar.gaming_day_starts_at_hour < 24, "calendar.gaming_day_starts_at_hour", "must be 0 to 23")?;
         Ok(())
     }
 }

@@ -52,7 +52,7 @@ mod configuration {
     #[test]
     fn version_is_the_label_and_a_content_hash_stable_across_builds() {
         // Changes only when the defaults change: then this expectation must change with them.
-        assert_eq!(Rules::default().version().as_str(), "rules-md+7b67aeb579d6122b");
+        assert_eq!(Rules::default().version().as_str(), "rules-md+f885b954a5722148");
     }
 
     #[test]
@@ -143,6 +143,57 @@ mod configuration {
             assert_eq!(&entry.rule_version, rules.version());
             assert!(tier.iter().all(|e| &e.rule_version == rules.version()));
         }
+    }
+}
+
+mod calendar {
+    //! What "a day" means: the casino's local date (anniversaries) and its gaming day (limits per
+    //! day), in the casino's time zone (RULES.md 1; the zone and the day's start are our choice,
+    //! configurable).
+    use super::*;
+
+    #[track_caller]
+    fn check(rules: &Rules, utc: &str, local_date: &str, gaming_day: &str) {
+        let c = rules.config().calendar;
+        assert_eq!(c.local_date(at(utc)).to_string(), local_date, "local date at {utc} UTC");
+        assert_eq!(c.gaming_day(at(utc)).to_string(), gaming_day, "gaming day at {utc} UTC");
+    }
+
+    #[test]
+    fn half_past_midnight_in_ljubljana_in_winter_is_already_the_next_date() {
+        // 23:30 UTC is 00:30 CET: the new date, but still the gaming day that started at 06:00.
+        check(&rules(), "2026-03-09 23:30", "2026-03-10", "2026-03-09");
+    }
+
+    #[test]
+    fn the_gaming_day_starts_at_six_local_time_in_summer() {
+        // CEST is UTC+2: 03:59 UTC is 05:59 local (yesterday's gaming day), 04:00 UTC is 06:00.
+        check(&rules(), "2026-07-11 03:59", "2026-07-11", "2026-07-10");
+        check(&rules(), "2026-07-11 04:00", "2026-07-11", "2026-07-11");
+    }
+
+    #[test]
+    fn the_time_zone_and_the_days_start_are_configurable() {
+        let london = rules_with("[calendar]\ntime_zone = \"Europe/London\"\ngaming_day_starts_at_hour = 0");
+        check(&london, "2026-03-09 23:30", "2026-03-09", "2026-03-09");
+    }
+
+    #[test]
+    fn an_unknown_time_zone_or_an_hour_past_23_is_refused() {
+        assert!(Rules::from_toml_str("[calendar]\ntime_zone = \"Europe/Atlantis\"").is_err());
+        let err = Rules::from_toml_str("[calendar]\ngaming_day_starts_at_hour = 24").unwrap_err();
+        assert!(err.to_string().contains("`calendar.gaming_day_starts_at_hour` must be 0 to 23"), "{err}");
+    }
+
+    #[test]
+    fn an_anniversary_is_due_on_the_casinos_local_date() {
+        // Joined at 00:30 CET on 10 March 2025 (23:30 UTC on the 9th): the anniversary is 10 March.
+        let c = rules().config().calendar;
+        let joined_on = c.local_date(at("2025-03-09 23:30"));
+        let at_2330_utc = c.local_date(at("2026-03-09 23:30"));
+        assert_eq!(tiers::review_due(joined_on, None, at_2330_utc).map(|d| d.to_string()).as_deref(), Some("2026-03-10"));
+        let an_hour_earlier = c.local_date(at("2026-03-09 22:30"));
+        assert_eq!(tiers::review_due(joined_on, None, an_hour_earlier), None, "by the UTC date it would not be due yet");
     }
 }
 

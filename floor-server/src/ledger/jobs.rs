@@ -67,10 +67,11 @@ fn expiry_key(book: &str, lot: &club_rules::LotRef) -> Origin<'static> {
 }
 
 /// Runs the annual review for every member whose membership anniversary has come since their
-/// last review (on `now`'s date): Bronze, Silver and Gold follow their qualifying points; VIP
+/// last review (on the casino's local date at `now`): Bronze, Silver and Gold follow their qualifying points; VIP
 /// Exclusive and Chairman members are listed for a manager. Returns how many were reviewed.
 pub async fn anniversary_reviews(store: &Store, rules: &Rules, now: DateTime<Utc>) -> Result<usize> {
-    let today = now.date_naive();
+    let calendar = rules.config().calendar;
+    let today = calendar.local_date(now);
     let rows: Vec<(i64, i64, Option<String>)> =
         sqlx::query_as("SELECT id, joined_at, last_reviewed_on FROM members WHERE state NOT IN ('left', 'terminated') ORDER BY id")
             .fetch_all(store.read())
@@ -78,13 +79,13 @@ pub async fn anniversary_reviews(store: &Store, rules: &Rules, now: DateTime<Utc
     let mut reviewed = 0;
     for (member_id, joined_at, last) in rows {
         let last = last.and_then(|d| d.parse::<NaiveDate>().ok());
-        if tiers::review_due(time(joined_at)?.date_naive(), last, today).is_none() {
+        if tiers::review_due(calendar.local_date(time(joined_at)?), last, today).is_none() {
             continue;
         }
         let mut tx = store.begin().await?;
         store::lock_member(&mut tx, member_id).await?;
         let row = load_member(&mut tx, rules, member_id, None, now).await?;
-        let Some(anniversary) = tiers::review_due(time(row.joined_at)?.date_naive(), row.last_reviewed_on, today) else {
+        let Some(anniversary) = tiers::review_due(calendar.local_date(time(row.joined_at)?), row.last_reviewed_on, today) else {
             continue;
         };
         let events = tiers::anniversary_review(rules, row.member.tier, row.member.qualifying, anniversary, now);

@@ -14,8 +14,9 @@
 //! excluded member, too few points) is a [`Decision`] value, never an error string; the
 //! transaction is then dropped and nothing is written.
 //!
-//! Not here: the rules themselves (`club_rules`), HTTP routes for the consoles, outlet redemption
-//! with the catalogue (`club_rules::pricing`) and the casino's local time zone (dates are UTC).
+//! Days are the casino's (`club_rules::CalendarConfig`): anniversaries on its local date.
+//!
+//! Not here: the rules themselves (`club_rules`) and HTTP routes for the consoles.
 
 pub mod earn;
 pub mod free_play;
@@ -35,7 +36,7 @@ use crate::audit::Actor;
 use crate::clock::Millis;
 use crate::error::{Error, Result};
 
-pub use earn::{EventRef, apply_play, apply_receipt, rate_table};
+pub use earn::{EventRef, PlayBatch, apply_play, apply_receipt, rate_table};
 pub use free_play::{free_play_failed, free_play_sent, redeem_cashback};
 pub use jobs::{anniversary_reviews, expire_due, spawn_jobs};
 pub use staff::{CorrectionOutcome, approve_correction, end_membership, invite_chairman, manager_review, promote_vip, request_correction};
@@ -66,6 +67,28 @@ pub(crate) struct MemberRow {
     pub member: club_rules::Member,
     pub joined_at: Millis,
     pub last_reviewed_on: Option<NaiveDate>,
+    /// Where the qualifying sum was taken, so that a later time can tell whether it still holds.
+    pub window: Window,
+}
+
+/// The member's earned points after `since` as the database holds them, with the nearest earned
+/// entries on either side of `since`: another `since'` gives the same sum exactly when no earned
+/// entry lies between the two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Window {
+    pub since: Millis,
+    pub sum: i64,
+    /// The latest earned entry at or before `since` (not counted).
+    pub below: Option<Millis>,
+    /// The earliest earned entry after `since` (counted).
+    pub above: Option<Millis>,
+}
+
+impl Window {
+    /// Whether the sum taken at `since` is also the sum at `other`.
+    pub fn holds_at(&self, other: Millis) -> bool {
+        if other >= self.since { self.above.is_none_or(|a| a > other) } else { self.below.is_none_or(|b| b <= other) }
+    }
 }
 
 /// Loads the member's standing (state, `card`'s state, every exclusion on record for the person),
@@ -85,7 +108,11 @@ pub(crate) async fn load_member(
         "SELECT m.state, m.tier, m.joined_at, m.last_reviewed_on, p.id AS person_id, p.personal_id, p.first_name, \
          p.last_name, p.birth_date, (SELECT c.state FROM cards c WHERE c.id = $2) AS card_state, \
          (SELECT CAST(COALESCE(SUM(l.points), 0) AS BIGINT) FROM points_ledger l \
-          WHERE l.member_id = m.id AND l.kind = 'earned' AND l.created_at > $3) AS qualifying \
+          WHERE l.member_id = m.id AND l.kind = 'earned' AND l.created_at > $3) AS qualifying, \
+         (SELECT MAX(l.created_at) FROM points_ledger l \
+          WHERE l.member_id = m.id AND l.kind = 'earned' AND l.created_at <= $3) AS below, \
+         (SELECT MIN(l.created_at) FROM points_ledger l \
+          WHERE l.member_id = m.id AND l.kind = 'earned' AND l.created_at > $3) AS above \
          FROM members m JOIN persons p ON p.id = m.person_id WHERE m.id = $1",
     )
     .bind(member_id)
@@ -134,6 +161,7 @@ pub(crate) async fn load_member(
         },
         joined_at: row.try_get("joined_at")?,
         last_reviewed_on,
+        window: Window { since: millis(since), sum: qualifying, below: row.try_get("below")?, above: row.try_get("above")? },
     })
 }
 

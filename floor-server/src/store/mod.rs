@@ -32,6 +32,11 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// The backend of an open connection or transaction.
+    pub fn of(conn: &sqlx::AnyConnection) -> Backend {
+        if conn.backend_name().eq_ignore_ascii_case("postgresql") { Backend::Postgres } else { Backend::Sqlite }
+    }
+
     pub fn from_url(url: &str) -> Result<Backend> {
         if url.starts_with("sqlite:") {
             Ok(Backend::Sqlite)
