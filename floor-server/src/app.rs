@@ -45,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route(floor_protocol::GATEWAY_PATH, get(gateway::upgrade))
+        .merge(crate::web::router(state.clone()))
         .merge(crate::iaccount::api::routes())
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

@@ -18,5 +18,6 @@ pub mod store;
 pub mod telemetry;
 pub mod terminals;
 pub mod testing;
+pub mod web;
 
 pub use error::{Error, Result};
