@@ -20,7 +20,7 @@ const T0: i64 = 1_780_000_000_000;
 async fn start(backend: Backend) -> Option<(TestDb, TestServer, i64, String)> {
     let db = TestDb::new(backend).await?;
     let store = db.store().await;
-    testkit::add_test_game_server(&store, T0).await.unwrap();
+    testkit::add_test_game_server(&store, None, T0).await.unwrap();
     let id = testkit::active_account(&store, 1, T0).await.unwrap();
     iaccount::cashier::desk_deposit(&store, id, Money::from_cents(10_000), &testkit::staff(), T0).await.unwrap();
     let token = wallet::launch(&store, id, GAME_SERVER, "slot", T0).await.unwrap();

@@ -26,7 +26,7 @@ fn eur(cents: i64) -> Money {
 async fn setup(backend: Backend) -> Option<(TestDb, Store)> {
     let db = TestDb::new(backend).await?;
     let store = db.store().await;
-    testkit::add_test_game_server(&store, T0).await.unwrap();
+    testkit::add_test_game_server(&store, None, T0).await.unwrap();
     Some((db, store))
 }
 

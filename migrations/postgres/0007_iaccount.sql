@@ -53,6 +53,8 @@ CREATE TABLE game_servers (
     name            TEXT    NOT NULL,
     -- the HMAC-SHA256 key the server signs its requests with (needed in clear to verify)
     secret          TEXT    NOT NULL,
+    -- where a player's browser starts a game (the token is added as ?token=...)
+    launch_url      TEXT,
     created_at      BIGINT  NOT NULL,
     revoked_at      BIGINT
 );

@@ -39,6 +39,7 @@ pub fn routes() -> Router<AppState> {
         .route("/iaccount/psp/webhook", post(webhook))
         .route("/iaccount/deposits/{provider_ref}/return", get(deposit_return))
         .route("/psp-sim/pay/{provider_ref}", get(psp::sim_page).post(psp::sim_pay))
+        .merge(super::player::public_routes())
 }
 
 #[derive(OpenApi)]

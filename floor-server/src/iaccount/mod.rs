@@ -12,11 +12,12 @@
 //! `exclusions`, so it refuses the club card on the floor too, and a floor exclusion or ban refuses
 //! online play.
 //!
-//! Not here: the player pages (they build on the shared web foundation).
+//! The player pages and JSON API are in [`player`], on the shared web foundation.
 
 pub mod api;
 pub mod cashier;
 pub mod jobs;
+pub mod player;
 pub mod psp;
 pub mod register;
 pub mod responsible;

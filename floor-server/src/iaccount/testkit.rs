@@ -77,7 +77,7 @@ pub async fn active_account(store: &Store, n: u32, now: Millis) -> Result<i64> {
 pub const GAME_SERVER: &str = "test-slot";
 pub const GAME_SECRET: &str = "test-slot-secret-0123456789abcdef0123456789";
 
-/// Registers the test game server.
-pub async fn add_test_game_server(store: &Store, now: Millis) -> Result<()> {
-    super::wallet::add_game_server(store, GAME_SERVER, "Test slot", GAME_SECRET, &Actor::System("test"), now).await
+/// Registers the test game server (started from the account page at `launch_url`, if given).
+pub async fn add_test_game_server(store: &Store, launch_url: Option<&str>, now: Millis) -> Result<()> {
+    super::wallet::add_game_server(store, GAME_SERVER, "Test slot", GAME_SECRET, launch_url, &Actor::System("test"), now).await
 }

@@ -68,22 +68,35 @@ fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Registers a game server with the secret it signs requests with.
-pub async fn add_game_server(store: &Store, id: &str, name: &str, secret: &str, actor: &Actor, now: Millis) -> Result<()> {
+/// Registers a game server with the secret it signs requests with and, for a game players start
+/// from their account page, the URL that starts it.
+pub async fn add_game_server(store: &Store, id: &str, name: &str, secret: &str, launch_url: Option<&str>, actor: &Actor, now: Millis) -> Result<()> {
     if id.is_empty() || secret.len() < 32 {
         return Err(Error::invalid("a game server needs an id and a secret of at least 32 characters"));
     }
     let mut tx = store.begin().await?;
-    sqlx::query("INSERT INTO game_servers (id, name, secret, created_at) VALUES ($1, $2, $3, $4)")
+    sqlx::query("INSERT INTO game_servers (id, name, secret, launch_url, created_at) VALUES ($1, $2, $3, $4, $5)")
         .bind(id)
         .bind(name)
         .bind(secret)
+        .bind(launch_url)
         .bind(now)
         .execute(&mut *tx)
         .await?;
     audit::record(&mut tx, now, actor, "game_server.add", &format!("game_server:{id}"), None::<()>, Some(name)).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// The game players can start from their account page: its id and launch URL.
+pub async fn launchable_game(store: &Store) -> Result<Option<(String, String)>> {
+    let row = sqlx::query("SELECT id, launch_url FROM game_servers WHERE revoked_at IS NULL AND launch_url IS NOT NULL ORDER BY created_at, id LIMIT 1")
+        .fetch_optional(store.read())
+        .await?;
+    Ok(match row {
+        Some(r) => Some((r.try_get("id")?, r.try_get("launch_url")?)),
+        None => None,
+    })
 }
 
 /// The secret of a game server that is not revoked.
