@@ -99,7 +99,7 @@ async fn load(state: &AppState, user: &StaffUser, q: BarQuery) -> Result<BarPage
     .iter()
     .map(|r| {
         Ok(Receipt {
-            at: when(r.try_get("created_at")?),
+            at: when(state, r.try_get("created_at")?),
             member_no: r.try_get("member_no")?,
             kind: r.try_get("kind")?,
             points: r.try_get("points")?,

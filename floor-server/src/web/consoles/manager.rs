@@ -148,7 +148,7 @@ async fn dashboard(State(state): State<AppState>, user: StaffUser) -> Response {
             let tiers = bars(f.members_per_tier.iter().map(|(tier, n)| (t.get(&format!("tier.{}", tier.code())).to_owned(), *n)).collect());
             let first = state.rules.config().calendar.gaming_day_starts_at_hour as usize;
             let hours = bars(f.earned_per_hour.iter().enumerate().map(|(h, p)| (format!("{:02}:00", (first + h) % 24), *p)).collect());
-            Ok(Dashboard { ctx: Ctx::staff(&state, &user, "/manager").await, liability: money(&f.free_play_liability), f, tiers, hours, updated: when(now) })
+            Ok(Dashboard { ctx: Ctx::staff(&state, &user, "/manager").await, liability: money(&f.free_play_liability), f, tiers, hours, updated: when(&state, now) })
         }
         .await,
     )
@@ -184,7 +184,7 @@ async fn members_page(State(state): State<AppState>, user: StaffUser) -> Respons
                     name: m.name,
                     tier: m.tier,
                     reason: l.reason,
-                    since: l.anniversary.map(|d| d.to_string()).unwrap_or_else(|| when(l.listed_at)),
+                    since: l.anniversary.map(|d| d.to_string()).unwrap_or_else(|| when(&state, l.listed_at)),
                 });
             }
             Ok(MembersPage { ctx: Ctx::staff(&state, &user, "/manager/members").await, listed })
@@ -269,7 +269,7 @@ async fn corrections_page(State(state): State<AppState>, user: StaffUser) -> Res
                     points: r.try_get("points")?,
                     reason: r.try_get("reason")?,
                     requested_by: r.try_get("by_name")?,
-                    at: when(r.try_get("requested_at")?),
+                    at: when(&state, r.try_get("requested_at")?),
                     mine: r.try_get::<i64, _>("requested_by")? == user.id,
                 })
             })
@@ -357,8 +357,8 @@ async fn bans_page(State(state): State<AppState>, user: StaffUser) -> Response {
                 Ok(BanRow {
                     name: format!("{} {}", r.try_get::<String, _>("first_name")?, r.try_get::<String, _>("last_name")?),
                     kind: r.try_get("kind")?,
-                    from: when(r.try_get("starts_at")?),
-                    until: r.try_get::<Option<i64>, _>("ends_at")?.map(when).unwrap_or_default(),
+                    from: when(&state, r.try_get("starts_at")?),
+                    until: r.try_get::<Option<i64>, _>("ends_at")?.map(|t| when(&state, t)).unwrap_or_default(),
                     reason: r.try_get::<Option<String>, _>("reason")?.unwrap_or_default(),
                 })
             })
@@ -452,8 +452,8 @@ async fn terminals_list(state: &AppState, now: i64) -> Result<Vec<TerminalRow>> 
             sqlx::query_scalar("SELECT MAX(received_at) FROM terminal_events WHERE terminal_id = $1").bind(&t.id).fetch_one(state.store.read()).await?;
         out.push(TerminalRow {
             online: !t.revoked && t.last_seen_at.is_some_and(|s| now - s <= ONLINE_WITHIN_MS),
-            last_seen: t.last_seen_at.map(when).unwrap_or_default(),
-            last_event: last_event.map(when).unwrap_or_default(),
+            last_seen: t.last_seen_at.map(|s| when(state, s)).unwrap_or_default(),
+            last_event: last_event.map(|s| when(state, s)).unwrap_or_default(),
             id: t.id,
             kind: t.kind,
             machine_type: t.machine_type.unwrap_or_default(),

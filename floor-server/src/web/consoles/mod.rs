@@ -48,9 +48,10 @@ pub fn money(m: &Money) -> String {
     d.to_string()
 }
 
-/// A time as the pages show it (UTC, marked so).
-pub fn when(ms: Millis) -> String {
-    crate::ledger::time(ms).map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default()
+/// A time as the pages show it: the casino's local time (the rules' calendar).
+pub fn when(state: &AppState, ms: Millis) -> String {
+    let tz = state.rules.config().calendar.time_zone;
+    crate::ledger::time(ms).map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default()
 }
 
 /// The start of the gaming day of `now` (the desks' "today"), by the rules' calendar.

@@ -68,7 +68,7 @@ struct PitPage {
     is_boss: bool,
 }
 
-fn rated_view(r: pit::RatingRow) -> RatedView {
+fn rated_view(state: &AppState, r: pit::RatingRow) -> RatedView {
     RatedView {
         member_no: r.member_no,
         name: r.name,
@@ -77,7 +77,7 @@ fn rated_view(r: pit::RatingRow) -> RatedView {
         bet: money(&r.average_bet),
         points: r.points,
         rated_by: r.rated_by,
-        at: when(r.at),
+        at: when(state, r.at),
         flags: r.flags,
     }
 }
@@ -97,13 +97,13 @@ async fn pit_page(State(state): State<AppState>, user: StaffUser) -> Response {
                 game: o.game,
                 member_no: o.member_no,
                 name: o.name,
-                since: when(o.opened_at),
+                since: when(&state, o.opened_at),
                 bet: money(&o.average_bet),
                 interrupted: o.interrupted,
             })
             .collect();
-        let rated = pit::ratings(&state.store, day_start(&state, now), false).await?.into_iter().map(rated_view).collect();
-        let flagged = if is_boss { pit::ratings(&state.store, now - 7 * 86_400_000, true).await?.into_iter().map(rated_view).collect() } else { Vec::new() };
+        let rated = pit::ratings(&state.store, day_start(&state, now), false).await?.into_iter().map(|r| rated_view(&state, r)).collect();
+        let flagged = if is_boss { pit::ratings(&state.store, now - 7 * 86_400_000, true).await?.into_iter().map(|r| rated_view(&state, r)).collect() } else { Vec::new() };
         Ok::<_, Error>(PitPage { ctx: Ctx::staff(&state, &user, "/pit").await, tables, open, rated, flagged, is_boss })
     }
     .await;

@@ -224,7 +224,7 @@ async fn load_person(state: &AppState, user: &StaffUser, id: i64) -> Result<Pers
             cards.push(CardRow {
                 id: c.try_get("id")?,
                 number: card_tail(&c.try_get::<String, _>("card_number")?),
-                issued_at: when(c.try_get("issued_at")?),
+                issued_at: when(state, c.try_get("issued_at")?),
                 can_activate: cs == Some(CardState::Issued),
                 can_report: matches!(cs, Some(CardState::Issued | CardState::Active)),
                 can_replace: matches!(cs, Some(CardState::Issued | CardState::Active | CardState::BlockedLost | CardState::BlockedStolen)),
@@ -244,7 +244,7 @@ async fn load_person(state: &AppState, user: &StaffUser, id: i64) -> Result<Pers
     .map(|e| {
         let kind: String = e.try_get("kind")?;
         let until: Option<i64> = e.try_get("ends_at")?;
-        Ok(format!("{} {}", user.tr().get(&format!("reception.exclusion_{kind}")), until.map(|u| format!("→ {}", when(u))).unwrap_or_default()))
+        Ok(format!("{} {}", user.tr().get(&format!("reception.exclusion_{kind}")), until.map(|u| format!("→ {}", when(state, u))).unwrap_or_default()))
     })
     .collect::<Result<_>>()?;
     let s = |k: &str| -> Result<String> { Ok(r.try_get::<Option<String>, _>(k)?.unwrap_or_default()) };
@@ -454,7 +454,7 @@ async fn lists_page(State(state): State<AppState>, user: StaffUser) -> Response 
             .fetch_all(state.store.read())
             .await?
             .iter()
-            .map(|r| Ok((when(r.try_get("imported_at")?), r.try_get("rows_read")?, r.try_get("rows_added")?, r.try_get("imported_by")?)))
+            .map(|r| Ok((when(&state, r.try_get("imported_at")?), r.try_get("rows_read")?, r.try_get("rows_added")?, r.try_get("imported_by")?)))
             .collect::<Result<Vec<_>>>()?;
         Ok::<_, Error>(ListsPage { ctx: Ctx::staff(&state, &user, "/reception/lists").await, employees, imports })
     }
