@@ -13,6 +13,7 @@ pub mod demo;
 pub mod enrolment;
 pub mod error;
 pub mod gateway;
+pub mod iaccount;
 pub mod ledger;
 pub mod pit;
 pub mod reception;

@@ -96,6 +96,7 @@ pub fn table() -> Vec<Route> {
     let mut t = auth::routes();
     t.extend(page::routes());
     t.extend(consoles::routes());
+    t.extend(crate::iaccount::player::routes());
     t
 }
 
