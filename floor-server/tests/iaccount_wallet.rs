@@ -197,7 +197,7 @@ async fn a_random_workload_leaves_the_ledger_equal_to_the_balances(backend: Back
                 let cents = (next() % 3000) as i64 + 1;
                 let txn = format!("w{w}-{i}");
                 let result: Result<(), WalletError> = match next() % 7 {
-                    0 | 1 | 2 => wallet::bet(&store, GAME_SERVER, &req(token, &txn, cents), T0).await.map(drop),
+                    0..=2 => wallet::bet(&store, GAME_SERVER, &req(token, &txn, cents), T0).await.map(drop),
                     3 => wallet::win(&store, GAME_SERVER, &req(token, &txn, cents), T0).await.map(drop),
                     4 => {
                         let target = format!("w{w}-{}", next() % (i as u64 + 1));

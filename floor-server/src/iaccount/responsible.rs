@@ -109,9 +109,8 @@ async fn exclude(store: &Store, account_id: i64, person_id: i64, ends_at: Millis
         ends_at: Some(ends_at),
         reason: Some("self-exclusion in the i-Account".into()),
     };
-    club::add_exclusion(store, &e, &Actor::System("iaccount"), now).await.map(|id| {
+    club::add_exclusion(store, &e, &Actor::System("iaccount"), now).await.inspect(|id| {
         tracing::info!(account_id, exclusion_id = id, "self-exclusion in force");
-        id
     })
 }
 
