@@ -45,6 +45,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route(floor_protocol::GATEWAY_PATH, get(gateway::upgrade))
+        .merge(crate::web::router(state.clone()))
+        .merge(crate::iaccount::api::routes())
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -99,6 +101,7 @@ pub async fn run(
     let hub = Hub::default();
     let hub_task = tokio::spawn(hub.clone().run(store.clone(), Duration::from_millis(config.broadcast_poll_ms), stop.clone()));
     let jobs = ledger::spawn_jobs(store.clone(), rules.clone(), clock.clone(), stop.clone());
+    let iaccount_jobs = crate::iaccount::jobs::spawn(store.clone(), clock.clone(), stop.clone());
     let state = AppState {
         store: store.clone(),
         clock,
@@ -151,6 +154,7 @@ pub async fn run(
     stop.cancel();
     let _ = hub_task.await;
     let _ = jobs.await;
+    let _ = iaccount_jobs.await;
     store.close().await;
     tracing::info!("floor server stopped");
     Ok(())

@@ -1,6 +1,9 @@
 //! Support for the end-to-end tests: a running floor (server, database, seeded members and
 //! enrolled terminals) and terminals connected to it over real WebSockets.
 
+pub mod browser;
+pub mod web;
+
 use std::time::Duration;
 
 use club_rules::{CardState, MachineType};

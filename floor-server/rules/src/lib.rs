@@ -19,6 +19,7 @@
 //! - [`pricing`]: tier discounts, free drinks, point prices, the showcase limit, settlement.
 //! - [`membership`]: the end of a membership.
 //! - [`corrections`]: manual corrections with a second person's approval.
+//! - [`online`]: the i-Account (RULES.md 2): stake split, limits, self-exclusion, bonuses, inactivity.
 
 pub mod cashback;
 pub mod config;
@@ -29,6 +30,7 @@ pub mod gate;
 pub mod ledger;
 pub mod lots;
 pub mod membership;
+pub mod online;
 pub mod pricing;
 pub mod table;
 pub mod tiers;

@@ -1,0 +1,459 @@
+//! The i-Account wallet on both databases: the stake split, idempotency, rollbacks (also before
+//! their bet), expired tokens, limits, self-exclusion both ways, bonuses, the cashier, and the
+//! ledger always summing to the balances under concurrency.
+
+use std::sync::Arc;
+
+use club_rules::Money;
+use club_rules::online::{LimitKind, Period};
+use floor_server::audit::Actor;
+use floor_server::iaccount::cashier::{self, WithdrawalMethod, WithdrawalState};
+use floor_server::iaccount::responsible::{self, ExclusionOutcome};
+use floor_server::iaccount::testkit::{self, GAME_SERVER, staff};
+use floor_server::iaccount::wallet::{self, TxnRequest};
+use floor_server::iaccount::{self, Refusal, WalletError};
+use floor_server::on_both_backends;
+use floor_server::store::{Backend, Store};
+use floor_server::testing::TestDb;
+
+const T0: i64 = 1_780_000_000_000;
+const HOUR: i64 = 3_600_000;
+
+fn eur(cents: i64) -> Money {
+    Money::from_cents(cents)
+}
+
+async fn setup(backend: Backend) -> Option<(TestDb, Store)> {
+    let db = TestDb::new(backend).await?;
+    let store = db.store().await;
+    testkit::add_test_game_server(&store, None, T0).await.unwrap();
+    Some((db, store))
+}
+
+/// An active account with `cents` deposited at a desk and a game session token.
+async fn funded(store: &Store, n: u32, cents: i64) -> (i64, String) {
+    let id = testkit::active_account(store, n, T0).await.unwrap();
+    if cents > 0 {
+        cashier::desk_deposit(store, id, eur(cents), &staff(), T0).await.unwrap();
+    }
+    let token = wallet::launch(store, id, GAME_SERVER, "slot", T0).await.unwrap();
+    (id, token)
+}
+
+fn req(token: &str, txn: &str, cents: i64) -> TxnRequest {
+    TxnRequest {
+        token: token.into(),
+        transaction_id: txn.into(),
+        round_id: format!("round-{txn}"),
+        amount: eur(cents),
+        regular: true,
+        rollback_transaction_id: None,
+    }
+}
+
+#[track_caller]
+fn refused(r: Result<impl std::fmt::Debug, WalletError>) -> Refusal {
+    match r {
+        Err(WalletError::Refused(r)) => r,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+async fn assert_ledger_matches(store: &Store, id: i64) {
+    let a = iaccount::get(store, id).await.unwrap();
+    let sums = iaccount::ledger_sums(store, id).await.unwrap();
+    assert_eq!(
+        (sums.bonus, sums.deposit, sums.winnings),
+        (a.balances.bonus.cents(), a.balances.deposited.cents(), a.balances.winnings.cents()),
+        "the ledger sums to the balances"
+    );
+    assert!(!a.balances.bonus.is_negative() && !a.balances.deposited.is_negative() && !a.balances.winnings.is_negative());
+}
+
+async fn stakes_come_from_bonus_then_deposits_then_winnings(backend: Backend) {
+    let Some((_db, store)) = setup(backend).await else { return };
+    let (id, token) = funded(&store, 1, 1000).await;
+    wallet::win(&store, GAME_SERVER, &req(&token, "w1", 500), T0).await.unwrap();
+    cashier::grant_bonus(&store, id, eur(300), 0, &staff(), T0).await.unwrap();
+    let r = wallet::bet(&store, GAME_SERVER, &req(&token, "b1", 1000), T0).await.unwrap();
+    assert_eq!((r.balance.bonus, r.balance.deposited, r.balance.winnings), (eur(0), eur(300), eur(500)));
+    assert_eq!(r.balance.total, eur(800));
+    assert_ledger_matches(&store, id).await;
+}
+
+async fn a_repeated_bet_is_answered_again_and_charged_once(backend: Backend) {
+    let Some((_db, store)) = setup(backend).await else { return };
+    let (id, token) = funded(&store, 1, 1000).await;
+    let first = wallet::bet(&store, GAME_SERVER, &req(&token, "b1", 100), T0).await.unwrap();
+    let again = wallet::bet(&store, GAME_SERVER, &req(&token, "b1", 100), T0 + 1000).await.unwrap();
+    assert_eq!(first, again);
+    assert_eq!(iaccount::get(&store, id).await.unwrap().balances.total(), eur(900));
+    assert_eq!(refused(wallet::bet(&store, GAME_SERVER, &req(&token, "b1", 200), T0).await), Refusal::TransactionMismatch);
+    let w1 = wallet::win(&store, GAME_SERVER, &req(&token, "w1", 250), T0).await.unwrap();
+    assert_eq!(w1, wallet::win(&store, GAME_SERVER, &req(&token, "w1", 250), T0).await.unwrap());
+    assert_eq!(iaccount::get(&store, id).await.unwrap().balances.total(), eur(1150));
+    assert_ledger_matches(&store, id).await;
+}
+
+async fn a_rollback_gives_back_the_stake_once(backend: Backend) {
+    let Some((_db, store)) = setup(backend).await else { return };
+    let (id, token) = funded(&store, 1, 1000).await;
+    wallet::bet(&store, GAME_SERVER, &req(&token, "b1", 400), T0).await.unwrap();
+    let rb = TxnRequest { rollback_transaction_id: Some("b1".into()), ..req(&token, "r1", 0) };
+    let r = wallet::rollback(&store, GAME_SERVER, &rb, T0).await.unwrap();
+    assert_eq!(r.balance.total, eur(1000));
+    // the same rollback again, and a second rollback of the same bet: nothing more given back
+    wallet::rollback(&store, GAME_SERVER, &rb, T0).await.unwrap();
+    let rb2 = TxnRequest { rollback_transaction_id: Some("b1".into()), ..req(&token, "r2", 0) };
+    assert_eq!(wallet::rollback(&store, GAME_SERVER, &rb2, T0).await.unwrap().balance.total, eur(1000));
+    wallet::win(&store, GAME_SERVER, &req(&token, "w1", 10), T0).await.unwrap();
+    let rw = TxnRequest { rollback_transaction_id: Some("w1".into()), ..req(&token, "r3", 0) };
+    assert_eq!(refused(wallet::rollback(&store, GAME_SERVER, &rw, T0).await), Refusal::NotABet);
+    assert_ledger_matches(&store, id).await;
+}
+
+async fn a_rollback_before_its_bet_refuses_the_bet(backend: Backend) {
+    let Some((_db, store)) = setup(backend).await else { return };
+    let (id, token) = funded(&store, 1, 1000).await;
+    let rb = TxnRequest { rollback_transaction_id: Some("b1".into()), ..req(&token, "r1", 0) };
+    let r = wallet::rollback(&store, GAME_SERVER, &rb, T0).await.unwrap();
+    assert_eq!((r.ledger_id, r.balance.total), (None, eur(1000)));
+    assert_eq!(refused(wallet::bet(&store, GAME_SERVER, &req(&token, "b1", 400), T0).await), Refusal::RolledBack);
+    assert_eq!(iaccount::get(&store, id).await.unwrap().balances.total(), eur(1000));
+}
+
+async fn after_the_token_expires_bets_are_refused_but_wins_and_rollbacks_accepted(backend: Backend) {
+    let Some((_db, store)) = setup(backend).await else { return };
+    let (id, token) = funded(&store, 1, 1000).await;
+    wallet::bet(&store, GAME_SERVER, &req(&token, "b1", 100), T0).await.unwrap();
+    wallet::bet(&store, GAME_SERVER, &req(&token, "b2", 100), T0).await.unwrap();
+    let later = T0 + 2 * HOUR;
+    assert_eq!(refused(wallet::bet(&store, GAME_SERVER, &req(&token, "b3", 100), later).await), Refusal::TokenExpired);
+    assert_eq!(wallet::win(&store, GAME_SERVER, &req(&token, "w1", 300), later).await.unwrap().balance.total, eur(1100));
+    let rb = TxnRequest { rollback_transaction_id: Some("b2".into()), ..req(&token, "r1", 0) };
+    assert_eq!(wallet::rollback(&store, GAME_SERVER, &rb, later).await.unwrap().balance.total, eur(1200));
+    wallet::end_round(&store, GAME_SERVER, &req(&token, "e1", 0), later).await.unwrap();
+    assert_eq!(refused(wallet::bet(&store, GAME_SERVER, &req("not-a-token", "b4", 100), T0).await), Refusal::InvalidToken);
+    assert_ledger_matches(&store, id).await;
+}
+
+async fn insufficient_funds_is_refused_with_the_balance(backend: Backend) {
+    let Some((_db, store)) = setup(backend).await else { return };
+    let (_id, token) = funded(&store, 1, 150).await;
+    assert_eq!(
+        refused(wallet::bet(&store, GAME_SERVER, &req(&token, "b1", 151), T0).await),
+        Refusal::InsufficientFunds { balance: eur(150) }
+    );
+    assert_eq!(refused(wallet::bet(&store, GAME_SERVER, &req(&token, "b2", 0), T0).await), Refusal::InvalidAmount);
+}
+
+async fn a_thousand_concurrent_bets_never_overdraw_one_account(backend: Backend) {
+    let Some((_db, store)) = setup(backend).await else { return };
+    let (id, token) = funded(&store, 1, 10_000).await;
+    let token = Arc::new(token);
+    let mut tasks = Vec::new();
+    for i in 0..1000 {
+        let store = store.clone();
+        let token = token.clone();
+        tasks.push(tokio::spawn(async move { wallet::bet(&store, GAME_SERVER, &req(&token, &format!("b{i}"), 15), T0).await }));
+    }
+    let (mut ok, mut short) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(WalletError::Refused(Refusal::InsufficientFunds { .. })) => short += 1,
+            Err(e) => panic!("unexpected: {e:?}"),
+        }
+    }
+    assert_eq!((ok, short), (666, 334), "EUR 100.00 covers 666 stakes of EUR 0.15");
+    assert_eq!(iaccount::get(&store, id).await.unwrap().balances.total(), eur(10));
+    assert_ledger_matches(&store, id).await;
+}
+
+async fn a_random_workload_leaves_the_ledger_equal_to_the_balances(backend: Backend) {
+    let Some((_db, store)) = setup(backend).await else { return };
+    let ops: usize = std::env::var("IACCOUNT_WORKLOAD_OPS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let mut accounts = Vec::new();
+    for n in 1..=4 {
+        accounts.push(funded(&store, n, 5000).await);
+    }
+    let accounts = Arc::new(accounts);
+    let workers = 8;
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let store = store.clone();
+        let accounts = accounts.clone();
+        tasks.push(tokio::spawn(async move {
+            // a small deterministic generator per worker (xorshift): ids and amounts are inputs
+            let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ (w as u64 + 1);
+            let mut next = move || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            };
+            for i in 0..ops / workers {
+                let (id, token) = &accounts[(next() % 4) as usize];
+                let cents = (next() % 3000) as i64 + 1;
+                let txn = format!("w{w}-{i}");
+                let result: Result<(), WalletError> = match next() % 7 {
+                    0..=2 => wallet::bet(&store, GAME_SERVER, &req(token, &txn, cents), T0).await.map(drop),
+                    3 => wallet::win(&store, GAME_SERVER, &req(token, &txn, cents), T0).await.map(drop),
+                    4 => {
+                        let target = format!("w{w}-{}", next() % (i as u64 + 1));
+                        let rb = TxnRequest { rollback_transaction_id: Some(target), ..req(token, &txn, 0) };
+                        wallet::rollback(&store, GAME_SERVER, &rb, T0).await.map(drop).or_else(|e| match e {
+                            WalletError::Refused(Refusal::NotABet) => Ok(()),
+                            e => Err(e),
+                        })
+                    }
+                    5 => cashier::desk_deposit(&store, *id, iaccount::positive(Money::from_cents(cents)).unwrap(), &staff(), T0).await.map(drop),
+                    _ => match cashier::request_withdrawal(&store, *id, WithdrawalMethod::Desk, eur(cents), T0).await {
+                        Ok(w) if next() % 2 == 0 => cashier::cancel_withdrawal(&store, *id, w.id, T0).await.map_err(Into::into),
+                        other => other.map(drop),
+                    },
+                };
+                match result {
+                    Ok(()) | Err(WalletError::Refused(Refusal::InsufficientFunds { .. } | Refusal::RolledBack)) => {}
+                    Err(e) => panic!("unexpected: {e:?}"),
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for (id, _) in accounts.iter() {
+        assert_ledger_matches(&store, *id).await;
+    }
+}
+
+async fn a_loss_limit_refuses_the_bet_that_could_pass_it_and_raising_waits_24_hours(backend: Backend) {
+    let Some((_db, store)) = setup(backend).await else { return };
+    let (id, token) = funded(&store, 1, 10_000).await;
+    let eff = responsible::set_limit(&store, id, LimitKind::Loss, Period::Day, Some(eur(1000)), T0).await.unwrap();
+    assert_eq!(eff, T0, "a first limit applies at once");
+    wallet::bet(&store, GAME_SERVER, &req(&token, "b1", 800), T0).await.unwrap();
+    assert_eq!(
+        refused(wallet::bet(&store, GAME_SERVER, &req(&token, "b2", 300), T0).await),
+        Refusal::LimitReached { kind: LimitKind::Loss, period: Period::Day }
+    );
+    wallet::win(&store, GAME_SERVER, &req(&token, "w1", 200), T0).await.unwrap();
+    wallet::bet(&store, GAME_SERVER, &req(&token, "b3", 400), T0).await.unwrap();
+    let raised = responsible::set_limit(&store, id, LimitKind::Loss, Period::Day, Some(eur(5000)), T0).await.unwrap();
+    assert_eq!(raised, T0 + 24 * HOUR);
+    let token2 = wallet::launch(&store, id, GAME_SERVER, "slot", T0 + HOUR).await.unwrap();
+    assert!(matches!(
+        refused(wallet::bet(&store, GAME_SERVER, &req(&token2, "b4", 100), T0 + HOUR).await),
+        Refusal::LimitReached { .. }
+    ));
+    let limits = responsible::limits(&store, id, T0 + HOUR).await.unwrap();
+    assert!(limits.iter().any(|l| l.pending && l.amount == Some(eur(5000))));
+    // a day later the window has moved on as well
+    let token3 = wallet::launch(&store, id, GAME_SERVER, "slot", T0 + 25 * HOUR).await.unwrap();
+    wallet::bet(&store, GAME_SERVER, &req(&token3, "b5", 2000), T0 + 25 * HOUR).await.unwrap();
+}
+
+async fn a_deposit_limit_refuses_the_deposit_over_it(backend: Backend) {
+    let Some((_db, store)) = setup(backend).await else { return };
+    let (id, _token) = funded(&store, 1, 0).await;
+    responsible::set_limit(&store, id, LimitKind::Deposit, Period::Week, Some(eur(5000)), T0).await.unwrap();
+    cashier::desk_deposit(&store, id, eur(4000), &staff(), T0).await.unwrap();
+    assert!(matches!(
+        refused(cashier::desk_deposit(&store, id, eur(1001), &staff(), T0).await),
+        Refusal::LimitReached { kind: LimitKind::Deposit, period: Period::Week }
+    ));
+}
+
+async fn an_online_self_exclusion_refuses_play_and_the_club_card_but_not_withdrawal(backend: Backend) {
+    let Some((_db, store)) = setup(backend).await else { return };
+    let (id, token) = funded(&store, 1, 5000).await;
+    // the same person is a club member with an active card
+    let person: i64 = sqlx::query_scalar("SELECT person_id FROM iaccounts WHERE id = $1").bind(id).fetch_one(store.read()).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let member = floor_server::club::create_member(&mut tx, person, T0).await.unwrap();
+    let card = floor_protocol::CardNumber::new("1234567890".to_owned());
+    let card_id = floor_server::club::issue_card(&mut tx, member, &card, T0).await.unwrap();
+    tx.commit().await.unwrap();
+    floor_server::club::set_card_state(&store, card_id, club_rules::CardState::Active, &staff(), T0).await.unwrap();
+
+    let out = responsible::self_exclude(&store, id, 30, T0 + 1).await.unwrap();
+    assert!(matches!(out, ExclusionOutcome::InForce { until, .. } if until == T0 + 1 + 30 * 24 * HOUR));
+    assert_eq!(refused(wallet::bet(&store, GAME_SERVER, &req(&token, "b1", 100), T0 + 2).await), Refusal::SelfExcluded);
+    assert_eq!(refused(wallet::launch(&store, id, GAME_SERVER, "slot", T0 + 2).await), Refusal::SelfExcluded);
+    let mut tx = store.begin().await.unwrap();
+    let number = floor_server::club::normalise_card(&card).unwrap();
+    let holder = floor_server::club::card_holder(&mut tx, &number, T0 + 2).await.unwrap().unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(floor_server::club::card_in_decision(&holder), Err(club_rules::RefusalCode::SelfExcluded));
+    let w = cashier::request_withdrawal(&store, id, WithdrawalMethod::Bank, eur(2000), T0 + 3).await.unwrap();
+    assert_eq!(w.state, WithdrawalState::Pending);
+    // after it ends, play again
+    let token2 = wallet::launch(&store, id, GAME_SERVER, "slot", T0 + 31 * 24 * HOUR).await.unwrap();
+    wallet::bet(&store, GAME_SERVER, &req(&token2, "b2", 100), T0 + 31 * 24 * HOUR).await.unwrap();
+}
+
+async fn a_floor_ban_refuses_online_play(backend: Backend) {
+    let Some((_db, store)) = setup(backend).await else { return };
+    let (id, token) = funded(&store, 1, 5000).await;
+    let person: i64 = sqlx::query_scalar("SELECT person_id FROM iaccounts WHERE id = $1").bind(id).fetch_one(store.read()).await.unwrap();
+    let ban = floor_server::club::NewExclusion {
+        kind: "ban".into(),
+        person_id: Some(person),
+        personal_id: None,
+        first_name: None,
+        last_name: None,
+        birth_date: None,
+        starts_at: T0,
+        ends_at: None,
+        reason: Some("card abuse".into()),
+    };
+    floor_server::club::add_exclusion(&store, &ban, &staff(), T0).await.unwrap();
+    assert_eq!(refused(wallet::bet(&store, GAME_SERVER, &req(&token, "b1", 100), T0 + 1).await), Refusal::Blocked);
+    assert_eq!(refused(cashier::desk_deposit(&store, id, eur(100), &staff(), T0 + 1).await), Refusal::Blocked);
+}
+
+async fn a_long_self_exclusion_and_closing_wait_for_confirmation(backend: Backend) {
+    let Some((_db, store)) = setup(backend).await else { return };
+    let (id, token) = funded(&store, 1, 5000).await;
+    let ExclusionOutcome::AwaitingConfirmation { request_id, confirm_by } = responsible::self_exclude(&store, id, 730, T0).await.unwrap() else {
+        panic!("a two-year exclusion needs confirmation")
+    };
+    assert_eq!(confirm_by, T0 + 72 * HOUR);
+    wallet::bet(&store, GAME_SERVER, &req(&token, "b1", 100), T0 + 1).await.unwrap();
+    assert!(responsible::confirm(&store, id, request_id, T0 + 73 * HOUR).await.is_err(), "too late");
+    let ExclusionOutcome::AwaitingConfirmation { request_id, .. } = responsible::self_exclude(&store, id, 730, T0 + 2).await.unwrap() else {
+        panic!()
+    };
+    responsible::confirm(&store, id, request_id, T0 + 3).await.unwrap();
+    assert_eq!(refused(wallet::bet(&store, GAME_SERVER, &req(&token, "b2", 100), T0 + 4).await), Refusal::SelfExcluded);
+
+    let (id2, token2) = funded(&store, 2, 5000).await;
+    let (close, _) = responsible::request_close(&store, id2, T0).await.unwrap();
+    wallet::bet(&store, GAME_SERVER, &req(&token2, "c1", 100), T0 + 1).await.unwrap();
+    let token2 = wallet::launch(&store, id2, GAME_SERVER, "slot", T0 + 20 * 24 * HOUR - 1).await.unwrap();
+    responsible::confirm(&store, id2, close, T0 + 20 * 24 * HOUR).await.unwrap();
+    assert_eq!(refused(wallet::bet(&store, GAME_SERVER, &req(&token2, "c2", 100), T0 + 20 * 24 * HOUR).await), Refusal::Blocked);
+    responsible::reopen(&store, id2, &staff(), T0 + 30 * 24 * HOUR).await.unwrap();
+    let token3 = wallet::launch(&store, id2, GAME_SERVER, "slot", T0 + 30 * 24 * HOUR).await.unwrap();
+    wallet::bet(&store, GAME_SERVER, &req(&token3, "c3", 100), T0 + 30 * 24 * HOUR).await.unwrap();
+}
+
+async fn a_bonus_is_wagered_by_regular_bets_only_and_voided_by_an_early_withdrawal(backend: Backend) {
+    let Some((_db, store)) = setup(backend).await else { return };
+    let (id, token) = funded(&store, 1, 2000).await;
+    cashier::grant_bonus(&store, id, eur(1000), 3, &staff(), T0).await.unwrap();
+    // a feature bet does not count; regular bets of EUR 30.00 meet 3 x EUR 10.00
+    let feature = TxnRequest { regular: false, ..req(&token, "f1", 500) };
+    wallet::bet(&store, GAME_SERVER, &feature, T0).await.unwrap();
+    assert_eq!(iaccount::get(&store, id).await.unwrap().wagering_left, eur(3000));
+    wallet::bet(&store, GAME_SERVER, &req(&token, "b1", 400), T0).await.unwrap();
+    assert_eq!(iaccount::get(&store, id).await.unwrap().wagering_left, eur(2600));
+    wallet::win(&store, GAME_SERVER, &req(&token, "w1", 2500), T0).await.unwrap();
+    wallet::bet(&store, GAME_SERVER, &req(&token, "b2", 2600), T0).await.unwrap();
+    let a = iaccount::get(&store, id).await.unwrap();
+    assert_eq!((a.wagering_left, a.balances.bonus), (eur(0), eur(0)), "the requirement is met and the bonus staked");
+
+    let (id2, token2) = funded(&store, 2, 2000).await;
+    cashier::grant_bonus(&store, id2, eur(1000), 3, &staff(), T0).await.unwrap();
+    wallet::bet(&store, GAME_SERVER, &req(&token2, "x1", 300), T0).await.unwrap();
+    let w = cashier::request_withdrawal(&store, id2, WithdrawalMethod::Desk, eur(500), T0).await.unwrap();
+    assert_eq!(w.bonus_voided, eur(700));
+    let a = iaccount::get(&store, id2).await.unwrap();
+    assert_eq!((a.balances.bonus, a.balances.deposited, a.wagering_left), (eur(0), eur(1500), eur(0)));
+    assert_ledger_matches(&store, id2).await;
+}
+
+async fn withdrawals_need_10_eur_to_a_bank_are_held_above_the_aml_threshold_and_cancel_while_pending(backend: Backend) {
+    let Some((_db, store)) = setup(backend).await else { return };
+    let (id, _token) = funded(&store, 1, 500_000).await;
+    assert_eq!(refused(cashier::request_withdrawal(&store, id, WithdrawalMethod::Bank, eur(999), T0).await), Refusal::BelowMinimum);
+    let small = cashier::request_withdrawal(&store, id, WithdrawalMethod::Bank, eur(1000), T0).await.unwrap();
+    assert_eq!(small.state, WithdrawalState::Pending);
+    let big = cashier::request_withdrawal(&store, id, WithdrawalMethod::Bank, eur(300_000), T0).await.unwrap();
+    assert_eq!(big.state, WithdrawalState::Review);
+    assert_eq!(iaccount::get(&store, id).await.unwrap().balances.total(), eur(199_000));
+    cashier::cancel_withdrawal(&store, id, big.id, T0).await.unwrap();
+    assert!(cashier::cancel_withdrawal(&store, id, big.id, T0).await.is_err(), "cancelled once");
+    assert_eq!(iaccount::get(&store, id).await.unwrap().balances.total(), eur(499_000));
+    cashier::mark_paid(&store, small.id, &staff(), T0).await.unwrap();
+    assert!(cashier::cancel_withdrawal(&store, id, small.id, T0).await.is_err(), "a paid withdrawal cannot be cancelled");
+    assert!(matches!(
+        refused(cashier::request_withdrawal(&store, id, WithdrawalMethod::Bank, eur(600_000), T0).await),
+        Refusal::InsufficientFunds { .. }
+    ));
+    let desk = cashier::desk_withdrawal(&store, id, eur(5000), &staff(), T0).await.unwrap();
+    assert_eq!(desk.state, WithdrawalState::Paid);
+    assert!(cashier::desk_withdrawal(&store, id, eur(5000), &Actor::System("x"), T0).await.is_err(), "staff only");
+    assert_ledger_matches(&store, id).await;
+}
+
+async fn a_voucher_deposits_its_amount_once(backend: Backend) {
+    let Some((_db, store)) = setup(backend).await else { return };
+    let (id, _token) = funded(&store, 1, 0).await;
+    let code = cashier::sell_voucher(&store, eur(2500), &staff(), T0).await.unwrap();
+    assert_eq!(cashier::redeem_voucher(&store, id, &code.to_lowercase(), T0).await.unwrap(), eur(2500));
+    assert!(cashier::redeem_voucher(&store, id, &code, T0).await.is_err());
+    assert_eq!(iaccount::get(&store, id).await.unwrap().balances.deposited, eur(2500));
+}
+
+async fn a_bank_statement_credits_each_line_once(backend: Backend) {
+    let Some((_db, store)) = setup(backend).await else { return };
+    let (id, _token) = funded(&store, 1, 0).await;
+    let player_no: String = sqlx::query_scalar("SELECT player_no FROM iaccounts WHERE id = $1").bind(id).fetch_one(store.read()).await.unwrap();
+    let csv = format!("booked_on,amount,reference,bank_ref\n2026-05-01,25.00,{player_no},B1\n2026-05-01,10.50,P99999999,B2\n");
+    let first = cashier::import_bank_statement(&store, &csv, &staff(), T0).await.unwrap();
+    assert_eq!((first.credited, first.unmatched, first.repeated), (1, 1, 0));
+    let again = cashier::import_bank_statement(&store, &csv, &staff(), T0).await.unwrap();
+    assert_eq!((again.credited, again.repeated), (0, 2));
+    assert_eq!(iaccount::get(&store, id).await.unwrap().balances.deposited, eur(2500));
+    assert!(cashier::import_bank_statement(&store, "date,amount\n", &staff(), T0).await.is_err());
+    assert!(cashier::import_bank_statement(&store, "booked_on,amount,reference,bank_ref\n2026-05-01,1.001,X,B3\n", &staff(), T0).await.is_err());
+}
+
+async fn inactive_accounts_are_paid_out_or_written_off(backend: Backend) {
+    let Some((_db, store)) = setup(backend).await else { return };
+    let (rich, _) = funded(&store, 1, 5000).await;
+    let (poor, _) = funded(&store, 2, 100).await;
+    let (recent, _) = funded(&store, 3, 5000).await;
+    let year = 365 * 24 * HOUR;
+    cashier::desk_deposit(&store, recent, eur(100), &staff(), T0 + year).await.unwrap();
+    let run = iaccount::jobs::inactivity(&store, T0 + year + HOUR).await.unwrap();
+    assert_eq!((run.paid_out, run.written_off), (1, 1));
+    for id in [rich, poor] {
+        assert_eq!(iaccount::get(&store, id).await.unwrap().balances.total(), eur(0));
+        assert_ledger_matches(&store, id).await;
+    }
+    assert_eq!(iaccount::get(&store, recent).await.unwrap().balances.total(), eur(5100));
+    let again = iaccount::jobs::inactivity(&store, T0 + year + 2 * HOUR).await.unwrap();
+    assert_eq!((again.paid_out, again.written_off), (0, 0));
+}
+
+async fn the_ledger_refuses_edits(backend: Backend) {
+    let Some((_db, store)) = setup(backend).await else { return };
+    let (_id, _token) = funded(&store, 1, 100).await;
+    assert!(sqlx::query("UPDATE wallet_ledger SET deposit_cents = 1000000").execute(store.read()).await.is_err());
+    assert!(sqlx::query("DELETE FROM wallet_ledger").execute(store.read()).await.is_err());
+}
+
+on_both_backends!(
+    stakes_come_from_bonus_then_deposits_then_winnings,
+    a_repeated_bet_is_answered_again_and_charged_once,
+    a_rollback_gives_back_the_stake_once,
+    a_rollback_before_its_bet_refuses_the_bet,
+    after_the_token_expires_bets_are_refused_but_wins_and_rollbacks_accepted,
+    insufficient_funds_is_refused_with_the_balance,
+    a_thousand_concurrent_bets_never_overdraw_one_account,
+    a_random_workload_leaves_the_ledger_equal_to_the_balances,
+    a_loss_limit_refuses_the_bet_that_could_pass_it_and_raising_waits_24_hours,
+    a_deposit_limit_refuses_the_deposit_over_it,
+    an_online_self_exclusion_refuses_play_and_the_club_card_but_not_withdrawal,
+    a_floor_ban_refuses_online_play,
+    a_long_self_exclusion_and_closing_wait_for_confirmation,
+    a_bonus_is_wagered_by_regular_bets_only_and_voided_by_an_early_withdrawal,
+    withdrawals_need_10_eur_to_a_bank_are_held_above_the_aml_threshold_and_cancel_while_pending,
+    a_voucher_deposits_its_amount_once,
+    a_bank_statement_credits_each_line_once,
+    inactive_accounts_are_paid_out_or_written_off,
+    the_ledger_refuses_edits,
+);
