@@ -46,6 +46,21 @@ pub enum Command {
     /// Manage staff accounts.
     #[command(subcommand)]
     Staff(StaffCommand),
+    /// Manage the outlet catalogue (bars, restaurants, hotel, showcase).
+    #[command(subcommand)]
+    Catalogue(CatalogueCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogueCommand {
+    /// Add or change articles from a CSV (header: sku,name,category,points_price,showcase,
+    /// member_free,already_discounted,active) or TOML (`[[article]]`) file. Audited.
+    Import {
+        /// The file, ending in .csv or .toml.
+        file: PathBuf,
+    },
+    /// List every article.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -166,6 +181,34 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                             t.location,
                             if t.revoked { " (revoked)" } else { "" }
                         );
+                    }
+                }
+            }
+            store.close().await;
+            Ok(())
+        }
+        Command::Catalogue(c) => {
+            let store = app::open_store(&config).await?;
+            match c {
+                CatalogueCommand::Import { file } => {
+                    let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+                    let articles = crate::catalogue::parse_file(&file, &text)?;
+                    let changed = crate::catalogue::upsert(&store, &articles, &CLI, clock.now_ms()).await?;
+                    println!("{} articles read, {changed} added or changed", articles.len());
+                }
+                CatalogueCommand::List => {
+                    for a in crate::catalogue::all(&store).await? {
+                        let points = a.points_price.map_or_else(|| "-".to_owned(), |p| p.to_string());
+                        let flags: Vec<&str> = [
+                            (a.showcase, "showcase"),
+                            (a.member_free, "member_free"),
+                            (a.already_discounted, "already_discounted"),
+                            (!a.active, "inactive"),
+                        ]
+                        .iter()
+                        .filter_map(|(on, name)| on.then_some(*name))
+                        .collect();
+                        println!("{:<20} {:<32} {:<16} {:>7}  {}", a.sku, a.name, a.category, points, flags.join(","));
                     }
                 }
             }

@@ -92,6 +92,7 @@ pub async fn seed(store: &Store, now: Millis) -> anyhow::Result<String> {
         let c = terminals::enrol(store, &TerminalSpec { id: id.into(), kind, machine_type, location: location.into() }, &SEED, now).await?;
         creds.push_str(&format!("[[terminal]]\nid = \"{}\"\nsecret = \"{}\"\n\n", c.terminal_id, c.secret.expose_secret()));
     }
+    seed_catalogue(store, now).await?;
     for (user, name, roles) in [
         ("manager", "Demo Manager", vec![Role::Manager]),
         ("reception", "Demo Reception", vec![Role::Reception]),
@@ -103,6 +104,37 @@ pub async fn seed(store: &Store, now: Millis) -> anyhow::Result<String> {
         staff::create_user(store, user, name, DEMO_PASSWORD, &roles, &SEED, now).await?;
     }
     Ok(creds)
+}
+
+/// The outlet catalogue of the demo casino: the lobby bar, the restaurant, the hotel desk and
+/// the showcase.
+pub const CATALOGUE_CSV: &str = "\
+sku,name,category,points_price,showcase,member_free,already_discounted,active
+ESPRESSO,Espresso,coffee,,false,false,false,true
+CAPPUCCINO,Cappuccino,coffee,,false,false,false,true
+WATER-05,Still water 0.5 l,water,,false,false,false,true
+JUICE-DISP,Orange juice (dispenser),dispenser_juice,,false,false,false,true
+DRAFT-03,Draft beer 0.3 l,draft_beer,,false,false,false,true
+WINE-OPEN,Open house wine 0.1 l,open_wine,,false,false,false,true
+BEER-BTL,Bottled beer 0.33 l,beer,45,false,false,false,true
+COCKTAIL,Signature cocktail,cocktails,100,false,false,false,true
+SPRITZ-HH,Spritz (happy hour),cocktails,50,false,false,true,true
+GIN-TONIC,Gin and tonic,spirits,90,false,false,false,true
+CIG-PACK,Cigarettes (pack of 20),tobacco,,false,false,true,true
+CLUB-SANDWICH,Club sandwich,food,110,false,false,false,true
+DINNER-MENU,Three-course dinner,food,450,false,false,false,true
+STEAK,Beef steak,food,320,false,false,false,true
+HOTEL-NIGHT,Hotel room (one night),hotel,1200,false,false,false,true
+SPA-DAY,Spa day pass,hotel,400,false,false,false,true
+WATCH,Casino wristwatch,showcase,15000,true,false,false,true
+PEN,Engraved pen,showcase,2500,true,false,false,true
+CARDS-DECK,Casino playing cards,showcase,300,true,false,false,true
+";
+
+async fn seed_catalogue(store: &Store, now: Millis) -> anyhow::Result<()> {
+    let articles = crate::catalogue::parse_csv(CATALOGUE_CSV)?;
+    crate::catalogue::upsert(store, &articles, &SEED, now).await?;
+    Ok(())
 }
 
 /// Every demo staff account's password (demo only).

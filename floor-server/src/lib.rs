@@ -5,6 +5,7 @@ pub mod app;
 pub mod audit;
 pub mod broadcast;
 pub mod cashdesk;
+pub mod catalogue;
 pub mod cli;
 pub mod club;
 pub mod clock;

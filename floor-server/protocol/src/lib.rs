@@ -19,6 +19,7 @@
 //! do: IO, validation beyond shape (the server validates), or any rule of the club.
 
 use club_rules::{Money, RefusalCode, Tier};
+pub use club_rules::pricing::{Outlet, PayWith};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -104,6 +105,87 @@ pub enum TerminalMessage {
 pub enum Request {
     /// The balances of the member whose card this is, if the club's gate lets the card be used.
     Balance { card: CardNumber },
+    /// The outlet catalogue: every active article with its point price and flags.
+    Catalogue,
+    /// Prices a ticket for the member whose card this is (tier discount, free drinks, point
+    /// prices). Changes nothing.
+    OutletPrice { card: CardNumber, ticket: OutletTicket },
+    /// Settles a ticket: the money tenders must pay the money due, `points` must be the points
+    /// due (spent oldest first), and cash earns points. Idempotent by the terminal and `ticket.id`:
+    /// a repeat changes nothing and answers the first settlement with `repeated: true`.
+    OutletSettle { card: CardNumber, ticket: OutletTicket, tenders: Vec<Tender>, points: i64 },
+    /// Voids or refunds a settled ticket of this terminal: reverses exactly what it spent and
+    /// earned. A second reversal changes nothing (`repeated: true`).
+    OutletReverse { ticket: String, reversal: Reversal },
+}
+
+/// A sale ticket at an outlet, as the POS rang it up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutletTicket {
+    /// The POS's ticket number, unique per terminal (1-64 letters, digits, `-`, `_`, `.`).
+    pub id: String,
+    pub outlet: Outlet,
+    pub lines: Vec<OutletLine>,
+}
+
+/// A line of an outlet ticket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutletLine {
+    pub sku: String,
+    pub name: String,
+    pub category: String,
+    pub quantity: u32,
+    /// The POS's money price per unit (EUR), before any member discount.
+    pub unit_price: Decimal,
+    #[serde(default)]
+    pub already_discounted: bool,
+    /// Money (the default) or points.
+    #[serde(default = "pay_with_money")]
+    pub pay_with: PayWith,
+}
+
+fn pay_with_money() -> PayWith {
+    PayWith::Money
+}
+
+/// How a settled ticket is taken back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reversal {
+    /// Cancelled at the till.
+    Void,
+    /// Given back after the sale.
+    Refund,
+}
+
+/// An article of the outlet catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogueArticle {
+    pub sku: String,
+    pub name: String,
+    pub category: String,
+    /// Point price per unit; `None`: not for points.
+    pub points_price: Option<i64>,
+    /// A showcase ("vitrina") article: at most the configured number per member per day.
+    pub showcase: bool,
+    /// Free for members at the bar.
+    pub member_free: bool,
+    pub already_discounted: bool,
+}
+
+/// A priced line of an outlet ticket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PricedOutletLine {
+    pub sku: String,
+    pub quantity: u32,
+    pub pay_with: PayWith,
+    /// The tier discount applied, in percent.
+    pub discount_percent: u32,
+    pub free_drink: bool,
+    /// Money due for the line (EUR).
+    pub money: Decimal,
+    /// Points due for the line.
+    pub points: i64,
 }
 
 /// The answer to a [`Request`].
@@ -116,6 +198,41 @@ pub enum Reply {
     Refused { code: RefusalCode, text: String },
     /// The request could not be done; `message` may be shown to the person at the terminal.
     Failed { code: ErrorCode, message: String },
+    /// The active outlet catalogue.
+    Catalogue { articles: Vec<CatalogueArticle> },
+    /// A ticket priced for a member: what the tenders must pay and the points it needs.
+    OutletPriced {
+        tier: Tier,
+        lines: Vec<PricedOutletLine>,
+        money_due: Decimal,
+        points_due: i64,
+        /// The member's available points now (the daily limit).
+        points_available: i64,
+    },
+    /// A settled ticket.
+    OutletSettled {
+        ticket: String,
+        lines: Vec<PricedOutletLine>,
+        money_due: Decimal,
+        points_spent: i64,
+        points_earned: i64,
+        /// The member's points balance after the settlement.
+        points_balance: i64,
+        /// The ticket was already settled: this is the first settlement's answer.
+        repeated: bool,
+    },
+    /// A voided or refunded ticket.
+    OutletReversed {
+        ticket: String,
+        reversal: Reversal,
+        /// Points put back into the lots they were spent from.
+        points_returned: i64,
+        /// Points the ticket had earned, taken back.
+        points_taken_back: i64,
+        points_balance: i64,
+        /// The ticket was already reversed: nothing changed now.
+        repeated: bool,
+    },
 }
 
 impl Reply {
@@ -315,6 +432,10 @@ pub enum ErrorCode {
     Unavailable,
     /// A request for something the server does not know (an unknown card, member or article).
     NotFound,
+    /// The club's rules decline it (too few points, the showcase limit, not for points).
+    Declined,
+    /// It contradicts what is on record (a ticket number already used for another sale).
+    Conflict,
 }
 
 impl ServerMessage {

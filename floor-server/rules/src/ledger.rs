@@ -78,6 +78,11 @@ pub enum PointsKind {
     Earned(EarnSource),
     /// Spent.
     Redeemed(RedeemFor),
+    /// Given back into the lot it was spent from, by a voided or refunded purchase.
+    Returned(RedeemFor),
+    /// An earning taken back by a voided or refunded purchase (a negative amount). It counts
+    /// against the qualifying points as the earning counted for them.
+    EarningReversed(EarnSource),
     /// The lot reached the end of its validity unspent.
     Expired,
     /// Deleted at the end of a membership.
@@ -128,7 +133,7 @@ impl PointsEntry {
     /// What this entry adds to the member's tier qualifying points.
     pub fn qualifying(&self) -> Points {
         match self.kind {
-            PointsKind::Earned(_) => self.amount,
+            PointsKind::Earned(_) | PointsKind::EarningReversed(_) => self.amount,
             _ => Points::ZERO,
         }
     }

@@ -27,8 +27,9 @@ use crate::config::Rules;
 use crate::earning::{self, Earning, Receipt, ReceiptLine, Tender, amount_in_range, category_in, receipt_total};
 use crate::error::{Result, RulesError};
 use crate::gate::Member;
-use crate::ledger::{PointsEntry, RedeemFor};
-use crate::lots::{PointsLot, spend};
+use crate::ledger::{EarnSource, PointsEntry, PointsKind, RedeemFor};
+use crate::lots::{PointsLot, change, spend};
+use crate::types::LotId;
 use crate::types::{Money, Points, Tier};
 
 /// Where a member buys or redeems.
@@ -54,6 +55,9 @@ pub struct Article {
     pub points_price: Option<Points>,
     /// Already on a discount: the tier discount does not apply.
     pub already_discounted: bool,
+    /// The catalogue marks it a members' free drink (besides the configured categories and SKUs).
+    #[serde(default)]
+    pub member_free: bool,
 }
 
 /// How a line is paid.
@@ -165,7 +169,8 @@ fn price_line(
     let free_drink = tier.is_some()
         && outlet == Outlet::Bar
         && (category_in(&config.free_drink_categories, &article.category)
-            || config.free_drink_skus.contains(&article.sku));
+            || config.free_drink_skus.contains(&article.sku)
+            || article.member_free);
     let discount_percent = match tier {
         Some(tier) if !article.already_discounted && !free_drink => rules.config().discounts.get(tier),
         _ => 0,
@@ -242,4 +247,55 @@ pub fn settle(
     };
     let earning = earning::receipt(rules, member, &receipt, now)?;
     Ok(Settlement { ticket: priced, points, earning })
+}
+
+/// What a settled ticket did to the member's points, as the store recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettledPoints {
+    /// Where it was settled.
+    pub outlet: Outlet,
+    /// The points spent, per lot (positive amounts).
+    pub spent: Vec<(LotId, Points)>,
+    /// The lot the ticket's earning opened and the points it earned.
+    pub earned: Option<(LotId, Points)>,
+}
+
+/// Voids or refunds a settled ticket: the points it spent go back into the lots they came from,
+/// then the points it earned are taken back, from the lot the earning opened first and then from
+/// the member's other lots, oldest first. Refused whole when the member no longer has the points
+/// the ticket earned. The exclusion gate does not stop a reversal: it only undoes what was done.
+pub fn reverse(rules: &Rules, settled: &SettledPoints, lots: &[PointsLot], now: DateTime<Utc>) -> Result<Vec<PointsEntry>> {
+    let version = rules.version();
+    let mut lots: Vec<PointsLot> = lots.to_vec();
+    let mut entries = Vec::new();
+    for &(lot, points) in &settled.spent {
+        if points <= Points::ZERO {
+            return Err(RulesError::NotPositive { what: "points spent", value: points.to_string() });
+        }
+        entries.push(change(lot, points, PointsKind::Returned(RedeemFor::Purchase(settled.outlet)), now, version));
+        if let Some(l) = lots.iter_mut().find(|l| l.id == lot) {
+            l.remaining += points;
+        }
+    }
+    if let Some((earned_lot, earned)) = settled.earned.filter(|(_, p)| *p > Points::ZERO) {
+        // The earning's own lot first, then the usable lots oldest first.
+        let mut order: Vec<&PointsLot> = lots.iter().filter(|l| l.id == earned_lot && l.remaining > Points::ZERO).collect();
+        let mut others: Vec<&PointsLot> = lots.iter().filter(|l| l.id != earned_lot && l.usable_at(now)).collect();
+        others.sort_by_key(|l| (l.opened_at, l.id));
+        order.extend(others);
+        let mut left = earned;
+        for lot in order {
+            if left == Points::ZERO {
+                break;
+            }
+            let take = left.min(lot.remaining);
+            entries.push(change(lot.id, Points::ZERO - take, PointsKind::EarningReversed(EarnSource::Receipt), now, version));
+            left = left - take;
+        }
+        if left > Points::ZERO {
+            let available = lots.iter().filter(|l| l.id == earned_lot || l.usable_at(now)).fold(Points::ZERO, |s, l| s + l.remaining);
+            return Err(RulesError::InsufficientPoints { wanted: earned, available });
+        }
+    }
+    Ok(entries)
 }

@@ -87,6 +87,7 @@ fn catalogue() -> Vec<Article> {
         price: Money::from_cents(1_000),
         points_price: Some(Points(100)),
         already_discounted: false,
+        member_free: false,
     }]
 }
 

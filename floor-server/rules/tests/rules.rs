@@ -1312,6 +1312,7 @@ mod redemption_and_discounts {
             price: eur(price),
             points_price: points.map(Points),
             already_discounted,
+            member_free: false,
         }
     }
 
@@ -1429,9 +1430,70 @@ mod redemption_and_discounts {
     }
 
     #[test]
+    fn an_article_the_catalogue_marks_member_free_is_free_at_the_bar_only() {
+        let catalogue = vec![Article { member_free: true, ..article("house-lemonade", "soft_drinks", "3.00", Some(30), false) }];
+        let bar = pricing::price(&rules(), &member(Tier::Bronze, 0), &catalogue, &ticket(Outlet::Bar, &[("house-lemonade", 2, Cash)], 0), at(NOW))
+            .unwrap();
+        assert_eq!((bar.money_due, bar.lines[0].free_drink), (Money::ZERO, true));
+        let restaurant =
+            pricing::price(&rules(), &member(Tier::Bronze, 0), &catalogue, &ticket(Outlet::Restaurant, &[("house-lemonade", 2, Cash)], 0), at(NOW))
+                .unwrap();
+        assert_eq!(restaurant.money_due, eur("6.00"));
+    }
+
+    #[test]
     fn free_drinks_are_configurable_by_article() {
         let rules = rules_with("[redemption]\nfree_drink_skus = [\"cocktail\"]");
         check_price(&rules, member(Tier::Bronze, 0), Outlet::Bar, ("cocktail", 1, Pts), Ok(("0.00", 0)));
+    }
+
+    /// (lot, amount) of each entry a reversal writes, and whether each gives back or takes back.
+    fn reversal(settled: &pricing::SettledPoints, lots: &[Lot<Points>]) -> Result<Vec<(i64, i64, bool)>, RulesError> {
+        pricing::reverse(&rules(), settled, lots, at(NOW)).map(|entries| {
+            entries
+                .iter()
+                .map(|e| {
+                    let LotRef::Existing(lot) = e.lot else { panic!("a reversal changes existing lots") };
+                    (lot.0, e.amount.0, matches!(e.kind, PointsKind::Returned(_)))
+                })
+                .collect()
+        })
+    }
+
+    #[test]
+    fn a_refund_gives_spent_points_back_into_the_lots_they_came_from() {
+        let settled = pricing::SettledPoints {
+            outlet: Outlet::Restaurant,
+            spent: vec![(LotId(1), Points(200)), (LotId(2), Points(115))],
+            earned: None,
+        };
+        let lots = [lot(1, "2025-01-01 10:00", 0), lot(2, "2025-02-01 10:00", 885)];
+        assert_eq!(reversal(&settled, &lots), Ok(vec![(1, 200, true), (2, 115, true)]));
+    }
+
+    #[test]
+    fn a_void_takes_back_the_earning_from_its_own_lot_first_then_the_oldest() {
+        let settled = pricing::SettledPoints { outlet: Outlet::Bar, spent: vec![], earned: Some((LotId(3), Points(7))) };
+        let lots = [lot(1, "2025-01-01 10:00", 10), lot(3, "2025-02-28 10:00", 4)];
+        assert_eq!(reversal(&settled, &lots), Ok(vec![(3, -4, false), (1, -3, false)]));
+    }
+
+    #[test]
+    fn a_void_is_refused_when_the_points_it_earned_are_gone() {
+        let settled = pricing::SettledPoints { outlet: Outlet::Bar, spent: vec![], earned: Some((LotId(3), Points(7))) };
+        let lots = [lot(3, "2025-02-28 10:00", 2)];
+        assert_eq!(
+            reversal(&settled, &lots),
+            Err(RulesError::InsufficientPoints { wanted: Points(7), available: Points(2) })
+        );
+    }
+
+    #[test]
+    fn a_reversed_earning_counts_against_the_qualifying_points() {
+        let settled = pricing::SettledPoints { outlet: Outlet::Bar, spent: vec![], earned: Some((LotId(3), Points(7))) };
+        let entries = pricing::reverse(&rules(), &settled, &[lot(3, "2025-02-28 10:00", 7)], at(NOW)).unwrap();
+        assert_eq!(entries.iter().map(|e| e.qualifying()).collect::<Vec<_>>(), vec![Points(-7)]);
+        assert!(entries.iter().all(|e| e.rule_version == *rules().version()));
     }
 
     #[test]

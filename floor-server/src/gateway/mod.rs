@@ -11,6 +11,7 @@
 //! on, sends them, and closes.
 
 pub mod ingest;
+pub mod outlet;
 pub mod requests;
 
 use std::sync::Arc;

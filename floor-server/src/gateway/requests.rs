@@ -16,6 +16,12 @@ pub async fn answer(state: &AppState, terminal: &Terminal, request: Request) -> 
     let kind = request_kind(&request);
     let result = match request {
         Request::Balance { card } => balance(state, &card).await,
+        Request::Catalogue => super::outlet::catalogue(state, terminal).await,
+        Request::OutletPrice { card, ticket } => super::outlet::price(state, terminal, &card, ticket).await,
+        Request::OutletSettle { card, ticket, tenders, points } => {
+            super::outlet::settle(state, terminal, &card, ticket, tenders, points).await
+        }
+        Request::OutletReverse { ticket, reversal } => super::outlet::reverse(state, terminal, &ticket, reversal).await,
     };
     let reply = result.unwrap_or_else(|e| failure(&e));
     let label = match &reply {
@@ -31,6 +37,10 @@ pub async fn answer(state: &AppState, terminal: &Terminal, request: Request) -> 
 fn request_kind(r: &Request) -> &'static str {
     match r {
         Request::Balance { .. } => "balance",
+        Request::Catalogue => "catalogue",
+        Request::OutletPrice { .. } => "outlet_price",
+        Request::OutletSettle { .. } => "outlet_settle",
+        Request::OutletReverse { .. } => "outlet_reverse",
     }
 }
 
@@ -40,6 +50,7 @@ fn failure(e: &Error) -> Reply {
     match e {
         Error::Invalid(m) => Reply::failed(ErrorCode::Invalid, m.clone()),
         Error::NotFound(m) => Reply::failed(ErrorCode::NotFound, m.clone()),
+        Error::Conflict(m) => Reply::failed(ErrorCode::Conflict, m.clone()),
         other => {
             tracing::error!(error = %other, "request failed");
             Reply::failed(ErrorCode::Unavailable, "not possible right now; try again")

@@ -14,13 +14,16 @@
 //! excluded member, too few points) is a [`Decision`] value, never an error string; the
 //! transaction is then dropped and nothing is written.
 //!
-//! Days are the casino's (`club_rules::CalendarConfig`): anniversaries on its local date.
+//! Days are the casino's (`club_rules::CalendarConfig`): anniversaries on its local date, the
+//! showcase limit per gaming day.
 //!
-//! Not here: the rules themselves (`club_rules`) and HTTP routes for the consoles.
+//! Not here: the rules themselves (`club_rules`) and HTTP routes for the consoles. Outlet
+//! tickets are in [`outlet`].
 
 pub mod earn;
 pub mod free_play;
 pub mod jobs;
+pub mod outlet;
 pub mod staff;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -275,6 +278,12 @@ impl Book for PointsBook {
             PointsKind::Earned(source) => plain("earned", Some(earn_category(source))),
             PointsKind::Redeemed(RedeemFor::Cashback) => plain("redeemed", Some("cashback".into())),
             PointsKind::Redeemed(RedeemFor::Purchase(outlet)) => plain("redeemed", Some(code_of(outlet))),
+            PointsKind::Returned(RedeemFor::Cashback) => plain("returned", Some("cashback".into())),
+            PointsKind::Returned(RedeemFor::Purchase(outlet)) => plain("returned", Some(code_of(outlet))),
+            // Stored as a negative `earned` line so the qualifying sum stays the sum of earnings.
+            PointsKind::EarningReversed(source) => {
+                Columns { reason: Some("reversed".into()), ..plain("earned", Some(earn_category(source))) }
+            }
             PointsKind::Expired => plain("expired", None),
             PointsKind::Deleted(reason) => Columns { reason: Some(reason.code().into()), ..plain("deleted", None) },
             PointsKind::Corrected { reason, by, approved_by } => Columns {
