@@ -205,7 +205,7 @@ async fn register_page(headers: HeaderMap) -> Html<String> {
 
 async fn register_form(State(state): State<AppState>, headers: HeaderMap, Form(r): Form<Registration>) -> Response {
     let t = Tr::new(lang(&headers));
-    match register::register(&state.store, &r, state.clock.now_ms()).await {
+    match register::register(&state.store, &state.rules.config().calendar, &r, state.clock.now_ms()).await {
         Ok(_) => page(
             &t,
             t.get("account.register_title"),
@@ -217,7 +217,7 @@ async fn register_form(State(state): State<AppState>, headers: HeaderMap, Form(r
 }
 
 async fn register_json(State(state): State<AppState>, axum::Json(r): axum::Json<Registration>) -> Response {
-    match register::register(&state.store, &r, state.clock.now_ms()).await {
+    match register::register(&state.store, &state.rules.config().calendar, &r, state.clock.now_ms()).await {
         Ok(id) => axum::Json(serde_json::json!({ "account_id": id, "state": "unverified" })).into_response(),
         Err(e) => e.into_response(),
     }

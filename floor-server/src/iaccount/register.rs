@@ -122,8 +122,9 @@ fn validate(r: &Registration, today: NaiveDate) -> Result<(NaiveDate, String)> {
 }
 
 /// Registers a player: validated, checked for duplicates, stored unverified. Returns the account id.
-pub async fn register(store: &Store, r: &Registration, now: Millis) -> Result<i64> {
-    let today = time(now)?.date_naive();
+/// Age is counted on the casino's local date (`calendar`).
+pub async fn register(store: &Store, calendar: &club_rules::config::CalendarConfig, r: &Registration, now: Millis) -> Result<i64> {
+    let today = calendar.local_date(time(now)?);
     let (_birth, iban) = validate(r, today)?;
     let email = r.email.trim().to_lowercase();
     let hash = crate::staff::hash_password(&r.password)?;

@@ -68,7 +68,7 @@ pub fn registration(n: u32, birth: NaiveDate) -> Registration {
 
 /// A registered and verified account for player `n`.
 pub async fn active_account(store: &Store, n: u32, now: Millis) -> Result<i64> {
-    let id = register::register(store, &registration(n, NaiveDate::from_ymd_opt(1980, 5, 17).expect("date")), now).await?;
+    let id = register::register(store, &club_rules::Rules::default().config().calendar, &registration(n, NaiveDate::from_ymd_opt(1980, 5, 17).expect("date")), now).await?;
     register::verify(store, id, &staff(), now).await?;
     Ok(id)
 }
