@@ -146,3 +146,55 @@ async fn browser_cashier_checks_identity_then_redeems_and_bar_and_manager_see_th
     m.close().await;
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_cashier_moves_online_cash_and_warns_at_2000_a_gaming_day() {
+    let Some(db) = TestDb::new(Backend::Sqlite).await else { return };
+    let store = db.store().await;
+    seed_staff(&store, T0).await;
+    // A verified online player who is also a club member with a card.
+    let account = floor_server::iaccount::testkit::active_account(&store, 1, T0).await.unwrap();
+    let person: i64 = sqlx::query_scalar("SELECT person_id FROM iaccounts WHERE id = $1").bind(account).fetch_one(store.read()).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let member = club::create_member(&mut tx, person, T0).await.unwrap();
+    let card = club::issue_card(&mut tx, member, &CardNumber::new("CARDONLINE"), T0).await.unwrap();
+    tx.commit().await.unwrap();
+    club::set_card_state(&store, card, CardState::Active, &Actor::System("test-seed"), T0).await.unwrap();
+    let server = TestServer::start(store, T0, test_config()).await;
+    let Some(mut b) = Browser::start("cashier-online", &format!("http://{}", server.addr)).await else { return };
+    b.login("cashier", PASSWORD).await;
+    b.fill("#desk-number", "CARDONLINE").await;
+    b.click("#find-member").await;
+    // The cash forms appear only after the identity check.
+    assert!(b.client.find(fantoccini::Locator::Css("#deposit")).await.is_err());
+    b.fill("#id-last", "0001").await;
+    b.click("#identity-ok").await;
+    b.fill("#deposit-amount", "1500").await;
+    b.click("#deposit").await;
+    assert!(b.page_text().await.contains("1500.00 EUR deposited"), "{}", b.page_text().await);
+    assert_eq!(b.text("#online-balance").await, "1500.00");
+    assert_eq!(b.text("#cash-today").await, "1500.00");
+    // A voucher of EUR 600: the day reaches EUR 2,100, reportable; the code is shown once.
+    b.fill("#voucher-amount", "600").await;
+    b.click("#sell-voucher").await;
+    let code = b.text("#voucher-code").await;
+    assert_eq!(code.len(), 19, "{code}");
+    assert!(b.text("#voucher-sold").await.contains("At or over 2000.00 EUR today"));
+    b.screenshot("voucher-reportable").await;
+    b.goto(&format!("/cashier?member={member}")).await;
+    assert_eq!(b.text("#cash-today").await, "2100.00");
+    b.find("#cash-warning").await;
+    // Cash out: paid at once below the review threshold, and counted in the day's cash.
+    b.fill("#withdraw-amount", "100").await;
+    b.click("#withdraw").await;
+    assert!(b.page_text().await.contains("100.00 EUR paid out"), "{}", b.page_text().await);
+    assert_eq!(b.text("#online-balance").await, "1400.00");
+    assert_eq!(b.text("#cash-today").await, "2200.00");
+    b.goto("/cashier/reports").await;
+    assert!(b.text("#reportable").await.contains("2200.00"));
+    b.screenshot("reports").await;
+    let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM cash_desk_records ORDER BY id").fetch_all(server.store.read()).await.unwrap();
+    assert_eq!(kinds, ["online_deposit", "voucher_sale", "online_withdrawal"]);
+    b.close().await;
+    server.shutdown().await.unwrap();
+}

@@ -150,10 +150,8 @@ fn sent_csrf(headers: &HeaderMap, query: Option<&str>, body: &[u8]) -> Option<St
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
-    if form {
-        if let Some(t) = field(body) {
-            return Some(t);
-        }
+    if form && let Some(t) = field(body) {
+        return Some(t);
     }
     query.and_then(|q| field(q.as_bytes()))
 }

@@ -3,8 +3,10 @@
 //! reportable days.
 //!
 //! The online account's cash deposits, withdrawals and activation vouchers are moved by the
-//! i-Account's functions (`floor_server::iaccount`); the desk records their cash with
-//! `cashdesk::record_cash` in the same transaction. The page marks where those forms go.
+//! i-Account's desk functions (`iaccount::cashier`), after the identity check; when one succeeds
+//! the desk records its cash (`cashdesk::record_cash`) and shows the day's total. The i-Account
+//! commits its own transaction, so the cash record is a second, immediate one: a crash between the
+//! two would leave a movement out of the day's total (see the closing note).
 
 use askama::Template;
 use axum::Form;
@@ -15,10 +17,12 @@ use axum::routing::{get, post};
 use club_rules::{Money, Points};
 use serde::Deserialize;
 
-use super::{MemberView, done, member_by_number, member_view, money, refusal_text};
+use super::{MemberView, done, member_by_number, member_view, money, parse_money, refusal_text};
 use crate::app::AppState;
-use crate::cashdesk::{self, REPORT_THRESHOLD_CENTS};
+use crate::cashdesk::{self, CashKind, REPORT_THRESHOLD_CENTS};
 use crate::error::{Error, Result};
+use crate::iaccount::WalletError;
+use crate::iaccount::cashier::{self as iaccount_cashier, WithdrawalState};
 use crate::ledger;
 use crate::web::auth::StaffUser;
 use crate::web::page::{Ctx, render};
@@ -31,6 +35,9 @@ pub(super) fn routes() -> Vec<Route> {
         Route { method: Method::POST, path: "/cashier/member/{id}/identity", access: c, handler: post(identity) },
         Route { method: Method::POST, path: "/cashier/member/{id}/cashback", access: c, handler: post(cashback) },
         Route { method: Method::GET, path: "/cashier/reports", access: c, handler: get(reports_page) },
+        Route { method: Method::POST, path: "/cashier/member/{id}/deposit", access: c, handler: post(online_deposit) },
+        Route { method: Method::POST, path: "/cashier/member/{id}/withdraw", access: c, handler: post(online_withdrawal) },
+        Route { method: Method::POST, path: "/cashier/member/{id}/voucher", access: c, handler: post(voucher) },
     ]
 }
 
@@ -53,42 +60,50 @@ struct DeskPage {
     over_threshold: bool,
     warning_text: String,
     not_found: bool,
+    /// The online account's withdrawable balance, when the person has an account.
+    online: Option<String>,
+    /// A voucher just sold: its code (shown once) and the message.
+    voucher: Option<(String, String)>,
 }
 
 async fn desk_page(State(state): State<AppState>, user: StaffUser, Query(q): Query<DeskQuery>) -> Response {
-    let now = state.clock.now_ms();
-    let result = async {
-        let member_id = match (q.member, q.number.trim()) {
-            (Some(id), _) => Some(id),
-            (None, "") => None,
-            (None, n) => member_by_number(&state, n).await.ok(),
-        };
-        let not_found = member_id.is_none() && !q.number.trim().is_empty();
-        let (member, identity_ok, total) = match member_id {
-            Some(id) => {
-                let m = member_view(&state, id).await?;
-                let ok = cashdesk::identity_is_fresh(&state.store, m.person_id, &user.actor(), now).await?;
-                let total = cashdesk::day_total(&state.store, &state.rules, m.person_id, now).await?;
-                (Some(m), ok, total)
-            }
-            None => (None, false, Money::ZERO),
-        };
-        Ok::<_, Error>(DeskPage {
-            ctx: Ctx::staff(&state, &user, "/cashier").await,
-            number: q.number.clone(),
-            member,
-            identity_ok,
-            day_total: money(&total),
-            over_threshold: total.cents() >= REPORT_THRESHOLD_CENTS,
-            warning_text: user.tr().fmt("cashier.over_threshold", &[("threshold", &money(&Money::from_cents(REPORT_THRESHOLD_CENTS)))]),
-            not_found,
-        })
-    }
-    .await;
-    match result {
+    match load_desk(&state, &user, q, None).await {
         Ok(p) => render(&p),
         Err(e) => e.into_response(),
     }
+}
+
+async fn load_desk(state: &AppState, user: &StaffUser, q: DeskQuery, voucher: Option<(String, String)>) -> Result<DeskPage> {
+    let now = state.clock.now_ms();
+    let member_id = match (q.member, q.number.trim()) {
+        (Some(id), _) => Some(id),
+        (None, "") => None,
+        (None, n) => member_by_number(state, n).await.ok(),
+    };
+    let not_found = member_id.is_none() && !q.number.trim().is_empty();
+    let (member, identity_ok, total, online) = match member_id {
+        Some(id) => {
+            let m = member_view(state, id).await?;
+            let ok = cashdesk::identity_is_fresh(&state.store, m.person_id, &user.actor(), now).await?;
+            let total = cashdesk::day_total(&state.store, &state.rules, m.person_id, now).await?;
+            let online = online_account(state, m.person_id).await?.map(|(_, balance)| money(&balance));
+            (Some(m), ok, total, online)
+        }
+        None => (None, false, Money::ZERO, None),
+    };
+    let ctx = if voucher.is_some() { Ctx::for_user(user, "/cashier") } else { Ctx::staff(state, user, "/cashier").await };
+    Ok(DeskPage {
+        ctx,
+        number: q.number.clone(),
+        member,
+        identity_ok,
+        day_total: money(&total),
+        over_threshold: total.cents() >= REPORT_THRESHOLD_CENTS,
+        warning_text: user.tr().fmt("cashier.over_threshold", &[("threshold", &money(&Money::from_cents(REPORT_THRESHOLD_CENTS)))]),
+        not_found,
+        online,
+        voucher,
+    })
 }
 
 #[derive(Deserialize)]
@@ -165,5 +180,114 @@ async fn reports_page(State(state): State<AppState>, user: StaffUser) -> Respons
     match result {
         Ok(p) => render(&p),
         Err(e) => e.into_response(),
+    }
+}
+
+// ---- the online account at the desk (i-Account) -----------------------------------------------
+
+/// The person's online account, if they have one: (id, withdrawable balance).
+async fn online_account(state: &AppState, person: i64) -> Result<Option<(i64, Money)>> {
+    let Some(id): Option<i64> = sqlx::query_scalar("SELECT id FROM iaccounts WHERE person_id = $1").bind(person).fetch_optional(state.store.read()).await?
+    else {
+        return Ok(None);
+    };
+    let account = crate::iaccount::get(&state.store, id).await?;
+    Ok(Some((id, account.balances.withdrawable())))
+}
+
+#[derive(Deserialize)]
+struct AmountForm {
+    amount: String,
+}
+
+/// The desk's words for a wallet refusal or fault.
+fn wallet_error(t: &crate::web::Tr, e: WalletError) -> Error {
+    match e {
+        WalletError::Refused(r) => Error::invalid(format!("{}: {r}", t.get("error.refused"))),
+        WalletError::Fault(e) => e,
+    }
+}
+
+/// Records the cash of a movement that has happened and says what the day's total is now.
+async fn cash_recorded(state: &AppState, user: &StaffUser, person: i64, kind: CashKind, amount: Money, reference: &str, now: i64) -> Result<String> {
+    let t = user.tr();
+    let mut tx = state.store.begin().await?;
+    let total = cashdesk::record_cash(&mut tx, &state.rules, person, kind, amount, Some(reference), &user.actor(), now).await?;
+    tx.commit().await?;
+    let mut text = t.fmt("cashier.cash_total", &[("total", &money(&total.day_total))]);
+    if total.reportable {
+        text.push(' ');
+        text.push_str(&t.fmt("cashier.over_threshold", &[("threshold", &money(&Money::from_cents(REPORT_THRESHOLD_CENTS)))]));
+    }
+    Ok(text)
+}
+
+/// The checks every cash form makes first: the member's person, a fresh identity check, an amount.
+async fn cash_form(state: &AppState, user: &StaffUser, member: i64, amount: &str, now: i64) -> Result<(i64, Money)> {
+    let t = user.tr();
+    let person = person_of(state, member).await?;
+    if !cashdesk::identity_is_fresh(&state.store, person, &user.actor(), now).await? {
+        return Err(Error::invalid(t.get("cashier.identity_first")));
+    }
+    let amount = parse_money(amount)?;
+    if amount.cents() <= 0 {
+        return Err(Error::invalid(t.get("error.invalid")));
+    }
+    Ok((person, amount))
+}
+
+async fn online_deposit(State(state): State<AppState>, user: StaffUser, Path(member): Path<i64>, Form(f): Form<AmountForm>) -> Response {
+    let now = state.clock.now_ms();
+    let t = user.tr();
+    let result = async {
+        let (person, amount) = cash_form(&state, &user, member, &f.amount, now).await?;
+        let (account, _) = online_account(&state, person).await?.ok_or_else(|| Error::invalid(t.get("cashier.no_online_account")))?;
+        let id = iaccount_cashier::desk_deposit(&state.store, account, amount, &user.actor(), now).await.map_err(|e| wallet_error(&t, e))?;
+        let total = cash_recorded(&state, &user, person, CashKind::OnlineDeposit, amount, &format!("iaccount_deposit:{id}"), now).await?;
+        Ok(format!("{} {total}", t.fmt("cashier.deposited", &[("amount", &money(&amount))])))
+    }
+    .await;
+    done(&state, &user, result, &format!("/cashier?member={member}")).await
+}
+
+async fn online_withdrawal(State(state): State<AppState>, user: StaffUser, Path(member): Path<i64>, Form(f): Form<AmountForm>) -> Response {
+    let now = state.clock.now_ms();
+    let t = user.tr();
+    let result = async {
+        let (person, amount) = cash_form(&state, &user, member, &f.amount, now).await?;
+        let (account, _) = online_account(&state, person).await?.ok_or_else(|| Error::invalid(t.get("cashier.no_online_account")))?;
+        let w = iaccount_cashier::desk_withdrawal(&state.store, account, amount, &user.actor(), now).await.map_err(|e| wallet_error(&t, e))?;
+        if w.state != WithdrawalState::Paid {
+            // Held for a manager's review: no cash leaves the desk now.
+            return Ok(t.get("cashier.withdrawal_review").to_owned());
+        }
+        let total = cash_recorded(&state, &user, person, CashKind::OnlineWithdrawal, amount, &format!("iaccount_withdrawal:{}", w.id), now).await?;
+        Ok(format!("{} {total}", t.fmt("cashier.paid_out", &[("amount", &money(&amount))])))
+    }
+    .await;
+    done(&state, &user, result, &format!("/cashier?member={member}")).await
+}
+
+async fn voucher(State(state): State<AppState>, user: StaffUser, Path(member): Path<i64>, Form(f): Form<AmountForm>) -> Response {
+    let now = state.clock.now_ms();
+    let t = user.tr();
+    let result = async {
+        let (person, amount) = cash_form(&state, &user, member, &f.amount, now).await?;
+        let code = iaccount_cashier::sell_voucher(&state.store, amount, &user.actor(), now).await.map_err(|e| wallet_error(&t, e))?;
+        let total = cash_recorded(&state, &user, person, CashKind::VoucherSale, amount, "voucher", now).await?;
+        Ok((code, format!("{} {total}", t.fmt("cashier.voucher_sold", &[("amount", &money(&amount))]))))
+    }
+    .await;
+    match result {
+        // The code is shown once, on this answer, for the buyer's printout (it is stored hashed,
+        // and never in a session's message).
+        Ok((code, text)) => {
+            let q = DeskQuery { number: String::new(), member: Some(member) };
+            match load_desk(&state, &user, q, Some((code, text))).await {
+                Ok(p) => render(&p),
+                Err(e) => e.into_response(),
+            }
+        }
+        Err(e) => done(&state, &user, Err(e), &format!("/cashier?member={member}")).await,
     }
 }
