@@ -161,6 +161,16 @@ async fn a_card_at_a_table_announces_the_player_to_the_pit(backend: Backend) {
     let players = floor_server::tables::players_at(floor.store(), "TABLE-7", T0 + 10).await.unwrap();
     assert_eq!(players.len(), 1, "{players:?}");
     assert_eq!((players[0].first_name.as_str(), players[0].seat), ("Ana", Some(3)));
+    // The pit console lists her under the table terminal (and not the refused card's holder).
+    club_tests::web::seed_staff(floor.store(), T0).await;
+    floor.server.clock.set(T0 + 10);
+    let mut croupier = club_tests::web::WebClient::new(&format!("http://{}", floor.server.addr));
+    croupier.login("croupier", club_tests::web::PASSWORD).await;
+    let page = croupier.get("/pit").await.text().await.unwrap();
+    let start = page.find("id=\"presented-at-tables\"").expect("the pit page has the section");
+    let section = &page[start..start + page[start..].find("</section>").unwrap()];
+    assert!(section.contains("TABLE-7") && section.contains("Ana") && section.contains("Bronze"), "{section}");
+    assert!(!section.contains("Jan"), "a refused card is not announced: {section}");
     // A slot terminal cannot announce table players.
     let (mut slot, _) = floor.connect(0).await;
     assert!(matches!(call(&mut slot, &present(1, "CARDANA")).await, ServerMessage::Ack { outcome: floor_protocol::Outcome::Rejected { .. }, .. }));

@@ -33,6 +33,17 @@ pub(super) fn routes() -> Vec<Route> {
     ]
 }
 
+/// A player who presented a card at a table-mode terminal (`tables::players_at`).
+struct PresentedView {
+    table: String,
+    location: String,
+    seat: String,
+    member_no: String,
+    name: String,
+    tier: String,
+    since: String,
+}
+
 struct OpenView {
     id: i64,
     table: String,
@@ -65,6 +76,7 @@ struct PitPage {
     open: Vec<OpenView>,
     rated: Vec<RatedView>,
     flagged: Vec<RatedView>,
+    presented: Vec<PresentedView>,
     is_boss: bool,
 }
 
@@ -104,7 +116,21 @@ async fn pit_page(State(state): State<AppState>, user: StaffUser) -> Response {
             .collect();
         let rated = pit::ratings(&state.store, day_start(&state, now), false).await?.into_iter().map(|r| rated_view(&state, r)).collect();
         let flagged = if is_boss { pit::ratings(&state.store, now - 7 * 86_400_000, true).await?.into_iter().map(|r| rated_view(&state, r)).collect() } else { Vec::new() };
-        Ok::<_, Error>(PitPage { ctx: Ctx::staff(&state, &user, "/pit").await, tables, open, rated, flagged, is_boss })
+        let mut presented = Vec::new();
+        for t in crate::terminals::list(&state.store).await?.into_iter().filter(|t| t.kind == "table" && !t.revoked) {
+            for p in crate::tables::players_at(&state.store, &t.id, now).await? {
+                presented.push(PresentedView {
+                    table: t.id.clone(),
+                    location: t.location.clone(),
+                    seat: p.seat.map(|s| s.to_string()).unwrap_or_default(),
+                    member_no: crate::club::member_number(p.member_id),
+                    name: p.first_name,
+                    tier: user.tr().get(&format!("tier.{}", p.tier.code())).to_owned(),
+                    since: when(&state, p.since),
+                });
+            }
+        }
+        Ok::<_, Error>(PitPage { ctx: Ctx::staff(&state, &user, "/pit").await, tables, open, rated, flagged, presented, is_boss })
     }
     .await;
     match result {
