@@ -388,6 +388,36 @@ async fn withdrawals_need_10_eur_to_a_bank_are_held_above_the_aml_threshold_and_
     assert_ledger_matches(&store, id).await;
 }
 
+async fn a_held_withdrawal_is_rejected_or_approved_by_staff_and_each_decision_is_audited(backend: Backend) {
+    let Some((_db, store)) = setup(backend).await else { return };
+    let (id, _token) = funded(&store, 1, 900_000).await;
+    let rejected = cashier::request_withdrawal(&store, id, WithdrawalMethod::Bank, eur(300_000), T0).await.unwrap();
+    let approved = cashier::request_withdrawal(&store, id, WithdrawalMethod::Bank, eur(400_000), T0).await.unwrap();
+    assert_eq!((rejected.state, approved.state), (WithdrawalState::Review, WithdrawalState::Review));
+    assert!(cashier::review_withdrawal(&store, rejected.id, false, &Actor::System("x"), T0).await.is_err(), "staff only");
+    cashier::review_withdrawal(&store, rejected.id, false, &staff(), T0).await.unwrap();
+    assert!(cashier::review_withdrawal(&store, rejected.id, true, &staff(), T0).await.is_err(), "decided once");
+    assert_eq!(iaccount::get(&store, id).await.unwrap().balances.total(), eur(500_000), "a rejection gives the money back");
+    assert!(cashier::mark_paid(&store, approved.id, &staff(), T0).await.is_err(), "not paid before approval");
+    cashier::review_withdrawal(&store, approved.id, true, &staff(), T0).await.unwrap();
+    cashier::mark_paid(&store, approved.id, &staff(), T0).await.unwrap();
+    assert!(cashier::cancel_withdrawal(&store, id, approved.id, T0).await.is_err(), "a paid withdrawal cannot be cancelled");
+    assert_eq!(iaccount::get(&store, id).await.unwrap().balances.total(), eur(500_000));
+    let audited: Vec<(String, String)> =
+        sqlx::query_as("SELECT action, subject FROM audit_log WHERE action LIKE 'iaccount.withdrawal_%' ORDER BY id")
+            .fetch_all(store.read())
+            .await
+            .unwrap();
+    let expected = [
+        ("iaccount.withdrawal_reject", rejected.id),
+        ("iaccount.withdrawal_approve", approved.id),
+        ("iaccount.withdrawal_paid", approved.id),
+    ]
+    .map(|(a, w)| (a.to_owned(), format!("withdrawal:{w}")));
+    assert_eq!(audited, expected);
+    assert_ledger_matches(&store, id).await;
+}
+
 async fn a_voucher_deposits_its_amount_once(backend: Backend) {
     let Some((_db, store)) = setup(backend).await else { return };
     let (id, _token) = funded(&store, 1, 0).await;
@@ -452,6 +482,7 @@ on_both_backends!(
     a_long_self_exclusion_and_closing_wait_for_confirmation,
     a_bonus_is_wagered_by_regular_bets_only_and_voided_by_an_early_withdrawal,
     withdrawals_need_10_eur_to_a_bank_are_held_above_the_aml_threshold_and_cancel_while_pending,
+    a_held_withdrawal_is_rejected_or_approved_by_staff_and_each_decision_is_audited,
     a_voucher_deposits_its_amount_once,
     a_bank_statement_credits_each_line_once,
     inactive_accounts_are_paid_out_or_written_off,

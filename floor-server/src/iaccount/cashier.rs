@@ -260,7 +260,17 @@ pub async fn desk_withdrawal(store: &Store, account_id: i64, amount: Money, acto
 
 /// Gives back what a withdrawal took and moves it to `to` (cancelled by the player, rejected by
 /// staff). Only while pending or in review.
-async fn give_back(store: &Store, account_id: Option<i64>, withdrawal_id: i64, to: WithdrawalState, actor: &str, now: Millis) -> Result<()> {
+/// Takes a pending or held withdrawal back into the account; with `staff`, audited as that staff
+/// member's decision in the same transaction.
+async fn give_back(
+    store: &Store,
+    account_id: Option<i64>,
+    withdrawal_id: i64,
+    to: WithdrawalState,
+    actor: &str,
+    staff: Option<(&Actor, &str)>,
+    now: Millis,
+) -> Result<()> {
     let row = sqlx::query("SELECT account_id FROM withdrawals WHERE id = $1")
         .bind(withdrawal_id)
         .fetch_optional(store.read())
@@ -298,58 +308,56 @@ async fn give_back(store: &Store, account_id: Option<i64>, withdrawal_id: i64, t
         now,
     )
     .await?;
+    if let Some((staff, what)) = staff {
+        audit::record(&mut tx, now, staff, what, &reference, None::<()>, None::<()>).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Moves a withdrawal from state `from` to `to` as `actor`'s decision, audited in the same
+/// transaction; `conflict` is the error when it is not in `from`.
+#[allow(clippy::too_many_arguments)]
+async fn decide(store: &Store, withdrawal_id: i64, from: &str, to: &str, actor: &Actor, what: &str, conflict: &str, now: Millis) -> Result<()> {
+    let mut tx = store.begin().await?;
+    let n = sqlx::query("UPDATE withdrawals SET state = $1, decided_at = $2, decided_by = $3 WHERE id = $4 AND state = $5")
+        .bind(to)
+        .bind(now)
+        .bind(actor.code())
+        .bind(withdrawal_id)
+        .bind(from)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if n != 1 {
+        return Err(Error::Conflict(conflict.into()));
+    }
+    audit::record(&mut tx, now, actor, what, &format!("withdrawal:{withdrawal_id}"), None::<()>, None::<()>).await?;
     tx.commit().await?;
     Ok(())
 }
 
 /// The player cancels a withdrawal that is still pending or in review.
 pub async fn cancel_withdrawal(store: &Store, account_id: i64, withdrawal_id: i64, now: Millis) -> Result<()> {
-    give_back(store, Some(account_id), withdrawal_id, WithdrawalState::Cancelled, "player", now).await
+    give_back(store, Some(account_id), withdrawal_id, WithdrawalState::Cancelled, "player", None, now).await
 }
 
 /// Staff decide a withdrawal held for review: approved goes on to payment, rejected gives back.
 pub async fn review_withdrawal(store: &Store, withdrawal_id: i64, approve: bool, actor: &Actor, now: Millis) -> Result<()> {
     staff_only(actor)?;
-    if !approve {
-        give_back(store, None, withdrawal_id, WithdrawalState::Rejected, &actor.code(), now).await?;
+    if approve {
+        let conflict = "the withdrawal is not in review";
+        decide(store, withdrawal_id, "review", "pending", actor, "iaccount.withdrawal_approve", conflict, now).await
     } else {
-        let mut tx = store.begin().await?;
-        let n = sqlx::query("UPDATE withdrawals SET state = 'pending', decided_at = $1, decided_by = $2 WHERE id = $3 AND state = 'review'")
-            .bind(now)
-            .bind(actor.code())
-            .bind(withdrawal_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if n != 1 {
-            return Err(Error::Conflict("the withdrawal is not in review".into()));
-        }
-        tx.commit().await?;
+        let staff = Some((actor, "iaccount.withdrawal_reject"));
+        give_back(store, None, withdrawal_id, WithdrawalState::Rejected, &actor.code(), staff, now).await
     }
-    let mut tx = store.begin().await?;
-    let what = if approve { "iaccount.withdrawal_approve" } else { "iaccount.withdrawal_reject" };
-    audit::record(&mut tx, now, actor, what, &format!("withdrawal:{withdrawal_id}"), None::<()>, None::<()>).await?;
-    tx.commit().await?;
-    Ok(())
 }
 
 /// Marks a pending bank withdrawal paid (the transfer was sent).
 pub async fn mark_paid(store: &Store, withdrawal_id: i64, actor: &Actor, now: Millis) -> Result<()> {
     staff_only(actor)?;
-    let mut tx = store.begin().await?;
-    let n = sqlx::query("UPDATE withdrawals SET state = 'paid', decided_at = $1, decided_by = $2 WHERE id = $3 AND state = 'pending'")
-        .bind(now)
-        .bind(actor.code())
-        .bind(withdrawal_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if n != 1 {
-        return Err(Error::Conflict("only a pending withdrawal can be paid".into()));
-    }
-    audit::record(&mut tx, now, actor, "iaccount.withdrawal_paid", &format!("withdrawal:{withdrawal_id}"), None::<()>, None::<()>).await?;
-    tx.commit().await?;
-    Ok(())
+    decide(store, withdrawal_id, "pending", "paid", actor, "iaccount.withdrawal_paid", "only a pending withdrawal can be paid", now).await
 }
 
 fn voucher_hash(code: &str) -> String {
