@@ -89,6 +89,7 @@ pub mod roles {
     pub const BAR: &[Role] = &[Role::Bar, Role::Manager];
     pub const MANAGER: &[Role] = &[Role::Manager];
     pub const TERMINALS: &[Role] = &[Role::Manager, Role::Administrator];
+    pub const ADMIN: &[Role] = &[Role::Administrator];
 }
 
 /// Every web route with its roles: the one list the router and the role-matrix test use.

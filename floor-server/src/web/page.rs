@@ -29,6 +29,7 @@ const CONSOLES: &[(&str, &str, &[Role])] = &[
     ("/bar", "nav.bar", roles::BAR),
     ("/manager", "nav.manager", roles::MANAGER),
     ("/manager/terminals", "nav.terminals", roles::TERMINALS),
+    ("/admin/staff", "nav.staff", roles::ADMIN),
 ];
 
 /// The layout's context, passed to every template as `ctx`.

@@ -2,6 +2,7 @@
 //! clock once, calls the club's functions (`enrolment`, `club`, `ledger`, `pit`, `cashdesk`,
 //! `terminals`) and shows their decision; forms answer with a redirect and a one-time message.
 
+mod admin;
 pub mod bar;
 pub mod cashier;
 pub mod manager;
@@ -28,6 +29,7 @@ pub(super) fn routes() -> Vec<Route> {
     t.extend(cashier::routes());
     t.extend(bar::routes());
     t.extend(manager::routes());
+    t.extend(admin::routes());
     t
 }
 
