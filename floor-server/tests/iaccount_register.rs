@@ -111,7 +111,7 @@ async fn a_minor_found_later_is_closed_and_the_personal_data_deleted(backend: Ba
     let Some(db) = TestDb::new(backend).await else { return };
     let store = db.store().await;
     let id = testkit::active_account(&store, 1, T0).await.unwrap();
-    register::close_minor(&store, id, &staff(), T0).await.unwrap();
+    register::close_minor(&store, &Rules::default(), id, &staff(), T0).await.unwrap();
     let row: (String, Option<String>, String) = {
         let r = sqlx::query("SELECT a.state, p.personal_id, p.last_name FROM iaccounts a JOIN persons p ON p.id = a.person_id WHERE a.id = $1")
             .bind(id)

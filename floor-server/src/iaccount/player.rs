@@ -502,7 +502,7 @@ async fn close(State(state): State<AppState>, headers: HeaderMap, PlayerSession(
 
 async fn confirm(State(state): State<AppState>, headers: HeaderMap, PlayerSession(s): PlayerSession, Form(f): Form<IdForm>) -> Response {
     let t = Tr::new(lang(&headers));
-    match responsible::confirm(&state.store, s.subject_id, f.id, state.clock.now_ms()).await {
+    match responsible::confirm(&state.store, &state.rules, s.subject_id, f.id, state.clock.now_ms()).await {
         Ok(_) => back(&state, &s, Flash::ok(t.get("account.confirmed"))).await,
         Err(e) => back(&state, &s, Flash::error(fault_text(&t, &e))).await,
     }

@@ -337,12 +337,16 @@ pub async fn login(store: &Store, username: &str, password: &str, now: Millis) -
 
 /// A player found to be a minor: the account is closed at once and personal data deleted (RULES.md
 /// 2, Privacy). The ledger stays (it holds no personal data); the person row keeps only its id.
-pub async fn close_minor(store: &Store, account_id: i64, actor: &Actor, now: Millis) -> Result<()> {
+/// A club membership of the same person ends too, in the same transaction: a minor may not be a
+/// member (RULES.md 1, Membership), so it ends as a breach of the club's rules, which deletes the
+/// points and free play, and the cards are blocked on every terminal.
+pub async fn close_minor(store: &Store, rules: &club_rules::Rules, account_id: i64, actor: &Actor, now: Millis) -> Result<()> {
     if !matches!(actor, Actor::Staff { .. }) {
         return Err(Error::Forbidden);
     }
     let mut tx = store.begin().await?;
     let a = super::lock(&mut tx, account_id).await?;
+    super::end_floor_membership(&mut tx, rules, a.person_id, club_rules::membership::EndReason::BreachOfClubRules, actor, now).await?;
     let erased = format!("erased-{account_id}");
     sqlx::query("UPDATE iaccounts SET state = 'closed', closed_at = $1, username = $2, email = $3, iban = $4, password_hash = '' WHERE id = $5")
         .bind(now)
