@@ -291,6 +291,32 @@ pub async fn verify(store: &Store, account_id: i64, actor: &Actor, now: Millis) 
     Ok(player_no)
 }
 
+/// Staff refused the documents (unreadable, not the player's, a forgery, an age that does not
+/// hold): the account is blocked and moves no money. The reason is kept in the audit log, in the
+/// same transaction.
+pub async fn refuse(store: &Store, account_id: i64, reason: &str, actor: &Actor, now: Millis) -> Result<()> {
+    if !matches!(actor, Actor::Staff { .. }) {
+        return Err(Error::Forbidden);
+    }
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(Error::invalid("a refusal needs its reason"));
+    }
+    let mut tx = store.begin().await?;
+    let n = sqlx::query("UPDATE iaccounts SET state = 'blocked' WHERE id = $1 AND state = 'unverified'")
+        .bind(account_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if n != 1 {
+        return Err(Error::Conflict("the account is not waiting for verification".into()));
+    }
+    let after = serde_json::json!({ "state": "blocked", "reason": reason });
+    audit::record(&mut tx, now, actor, "iaccount.verify_refused", &format!("iaccount:{account_id}"), Some("unverified"), Some(after)).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Why a login failed (the same answer whether the username exists or not, except a lockout).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum LoginError {

@@ -29,6 +29,8 @@ const CONSOLES: &[(&str, &str, &[Role])] = &[
     ("/bar", "nav.bar", roles::BAR),
     ("/manager", "nav.manager", roles::MANAGER),
     ("/manager/terminals", "nav.terminals", roles::TERMINALS),
+    ("/iaccount/withdrawals", "nav.withdrawals", roles::MANAGER),
+    ("/iaccount/game-servers", "nav.game_servers", roles::GAME_SERVERS),
 ];
 
 /// The layout's context, passed to every template as `ctx`.
