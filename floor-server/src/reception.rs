@@ -74,7 +74,9 @@ pub async fn block_data(store: &Store, person_id: i64, actor: &Actor, now: Milli
     Ok(())
 }
 
-async fn block_cards(tx: &mut Transaction<'static, Any>, person_id: i64, now: Millis) -> Result<()> {
+/// Queues a block for each of the person's active cards to every terminal (in the caller's
+/// transaction).
+pub(crate) async fn block_cards(tx: &mut Transaction<'static, Any>, person_id: i64, now: Millis) -> Result<()> {
     let cards: Vec<String> = sqlx::query_scalar(
         "SELECT c.card_number FROM cards c JOIN members m ON m.id = c.member_id WHERE m.person_id = $1 AND c.state = 'active'",
     )

@@ -107,11 +107,25 @@ async fn staff_verify_from_the_queue_and_login_locks_after_five_failures(backend
     assert_eq!(register::login(&store, "nobody", "whatever pass", T0).await.unwrap(), Err(LoginError::Wrong));
 }
 
+async fn staff_refuse_documents_with_a_reason_and_the_account_is_blocked(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else { return };
+    let store = db.store().await;
+    let id = reg(&store, &registration(1, born(1980, 1, 1))).await.unwrap();
+    assert!(register::refuse(&store, id, "the photo is not the player", &floor_server::audit::Actor::System("x"), T0).await.is_err(), "staff only");
+    assert!(register::refuse(&store, id, "  ", &staff(), T0).await.is_err(), "a reason is required");
+    register::refuse(&store, id, "the photo is not the player", &staff(), T0).await.unwrap();
+    assert!(register::verification_queue(&store).await.unwrap().is_empty());
+    assert_eq!(floor_server::iaccount::get(&store, id).await.unwrap().state, floor_server::iaccount::AccountState::Blocked);
+    assert!(register::verify(&store, id, &staff(), T0).await.is_err(), "a refused account is not verified later");
+    let after: String = sqlx::query_scalar("SELECT after FROM audit_log WHERE action = 'iaccount.verify_refused'").fetch_one(store.read()).await.unwrap();
+    assert!(after.contains("the photo is not the player"), "{after}");
+}
+
 async fn a_minor_found_later_is_closed_and_the_personal_data_deleted(backend: Backend) {
     let Some(db) = TestDb::new(backend).await else { return };
     let store = db.store().await;
     let id = testkit::active_account(&store, 1, T0).await.unwrap();
-    register::close_minor(&store, id, &staff(), T0).await.unwrap();
+    register::close_minor(&store, &Rules::default(), id, &staff(), T0).await.unwrap();
     let row: (String, Option<String>, String) = {
         let r = sqlx::query("SELECT a.state, p.personal_id, p.last_name FROM iaccounts a JOIN persons p ON p.id = a.person_id WHERE a.id = $1")
             .bind(id)
@@ -130,4 +144,5 @@ on_both_backends!(
     a_club_member_can_open_one_i_account,
     staff_verify_from_the_queue_and_login_locks_after_five_failures,
     a_minor_found_later_is_closed_and_the_personal_data_deleted,
+    staff_refuse_documents_with_a_reason_and_the_account_is_blocked,
 );

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use club_rules::{Money, Rules};
+use club_rules::{Money, Points, Rules};
 use club_rules::online::{LimitKind, Period};
 use floor_server::audit::Actor;
 use floor_server::cashdesk;
@@ -314,6 +314,81 @@ async fn a_floor_ban_refuses_online_play(backend: Backend) {
     assert_eq!(refused(cashier::desk_deposit(&store, &Rules::default(), id, eur(100), &staff(), T0 + 1).await), Refusal::Blocked);
 }
 
+/// The account's person as a club member with an active card and 750 points: (member, card).
+async fn club_member_with_points(store: &Store, account: i64, card: &str) -> (i64, String) {
+    let person: i64 = sqlx::query_scalar("SELECT person_id FROM iaccounts WHERE id = $1").bind(account).fetch_one(store.read()).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let member = floor_server::club::create_member(&mut tx, person, T0).await.unwrap();
+    let number = floor_protocol::CardNumber::new(card.to_owned());
+    let card_id = floor_server::club::issue_card(&mut tx, member, &number, T0).await.unwrap();
+    tx.commit().await.unwrap();
+    floor_server::club::set_card_state(store, card_id, club_rules::CardState::Active, &staff(), T0).await.unwrap();
+    let manager = Actor::Staff { id: 6, username: "manager".into() };
+    let at = floor_server::ledger::time(T0).unwrap();
+    floor_server::ledger::request_correction(store, &Rules::default(), member, Points(750), "opening balance", &manager, at).await.unwrap().unwrap();
+    (member, floor_server::club::normalise_card(&number).unwrap())
+}
+
+/// What the floor says about a card at `now`: the member's state, points and the card-in decision.
+async fn on_the_floor(store: &Store, member: i64, card: &str, now: i64) -> (String, Points, Result<(), club_rules::RefusalCode>) {
+    let state: String = sqlx::query_scalar("SELECT state FROM members WHERE id = $1").bind(member).fetch_one(store.read()).await.unwrap();
+    let points = floor_server::ledger::balances(store, member).await.unwrap().points;
+    let mut tx = store.begin().await.unwrap();
+    let holder = floor_server::club::card_holder(&mut tx, card, now).await.unwrap().unwrap();
+    tx.rollback().await.unwrap();
+    (state, points, floor_server::club::card_in_decision(&holder))
+}
+
+async fn blocks_sent_for(store: &Store, card: &str) -> usize {
+    let messages: Vec<String> = sqlx::query_scalar("SELECT message FROM terminal_broadcasts").fetch_all(store.read()).await.unwrap();
+    messages.iter().filter(|m| m.contains("block_card") && m.contains(card)).count()
+}
+
+async fn closing_the_i_account_ends_the_club_membership_and_blocks_the_card(backend: Backend) {
+    let Some((_db, store)) = setup(backend).await else { return };
+    let (id, _token) = funded(&store, 1, 5000).await;
+    let (member, card) = club_member_with_points(&store, id, "CLOSE00001").await;
+    assert_eq!(on_the_floor(&store, member, &card, T0 + 1).await, ("active".into(), Points(750), Ok(())));
+    let (close, _) = responsible::request_close(&store, id, T0 + 1).await.unwrap();
+    assert_eq!(on_the_floor(&store, member, &card, T0 + 2).await.0, "active", "a request alone changes nothing");
+    let before = blocks_sent_for(&store, &card).await;
+    responsible::confirm(&store, &Rules::default(), id, close, T0 + HOUR).await.unwrap();
+    // The member's own request (RULES.md 1, End of membership): the points stay, unusable, and
+    // the card no longer opens a session; every terminal gets the block at once.
+    let (state, points, decision) = on_the_floor(&store, member, &card, T0 + HOUR + 1).await;
+    assert_eq!((state.as_str(), points), ("left", Points(750)));
+    assert!(decision.is_err(), "the club card is refused after the closing: {decision:?}");
+    assert_eq!(blocks_sent_for(&store, &card).await, before + 1);
+    let ended: Vec<(String, String)> = sqlx::query_as("SELECT actor, after FROM audit_log WHERE action = 'membership.end'").fetch_all(store.read()).await.unwrap();
+    assert_eq!(ended, vec![("system:iaccount.close".to_owned(), "\"member_request\"".to_owned())]);
+    // Reopening the online account on request does not bring the membership back.
+    responsible::reopen(&store, id, &staff(), T0 + 2 * HOUR).await.unwrap();
+    assert_eq!(on_the_floor(&store, member, &card, T0 + 2 * HOUR).await.0, "left");
+}
+
+async fn an_i_account_without_a_club_membership_closes_alone(backend: Backend) {
+    let Some((_db, store)) = setup(backend).await else { return };
+    let (id, _token) = funded(&store, 1, 0).await;
+    let (close, _) = responsible::request_close(&store, id, T0).await.unwrap();
+    assert_eq!(responsible::confirm(&store, &Rules::default(), id, close, T0 + 1).await.unwrap(), responsible::Confirmed::Closed);
+    assert_eq!(iaccount::get(&store, id).await.unwrap().state, iaccount::AccountState::Closed);
+}
+
+async fn a_minor_found_later_loses_the_club_membership_and_its_points(backend: Backend) {
+    let Some((_db, store)) = setup(backend).await else { return };
+    let (id, _token) = funded(&store, 1, 0).await;
+    let (member, card) = club_member_with_points(&store, id, "MINOR00001").await;
+    let before = blocks_sent_for(&store, &card).await;
+    floor_server::iaccount::register::close_minor(&store, &Rules::default(), id, &staff(), T0 + 1).await.unwrap();
+    // A minor may not be a member: ended as a breach of the club's rules, so the points are deleted.
+    let (state, points, decision) = on_the_floor(&store, member, &card, T0 + 2).await;
+    assert_eq!((state.as_str(), points), ("terminated", Points(0)));
+    assert!(decision.is_err());
+    assert_eq!(blocks_sent_for(&store, &card).await, before + 1);
+    let reason: String = sqlx::query_scalar("SELECT ended_reason FROM members WHERE id = $1").bind(member).fetch_one(store.read()).await.unwrap();
+    assert_eq!(reason, "breach_of_club_rules");
+}
+
 async fn a_long_self_exclusion_and_closing_wait_for_confirmation(backend: Backend) {
     let Some((_db, store)) = setup(backend).await else { return };
     let (id, token) = funded(&store, 1, 5000).await;
@@ -322,18 +397,18 @@ async fn a_long_self_exclusion_and_closing_wait_for_confirmation(backend: Backen
     };
     assert_eq!(confirm_by, T0 + 72 * HOUR);
     wallet::bet(&store, GAME_SERVER, &req(&token, "b1", 100), T0 + 1).await.unwrap();
-    assert!(responsible::confirm(&store, id, request_id, T0 + 73 * HOUR).await.is_err(), "too late");
+    assert!(responsible::confirm(&store, &Rules::default(), id, request_id, T0 + 73 * HOUR).await.is_err(), "too late");
     let ExclusionOutcome::AwaitingConfirmation { request_id, .. } = responsible::self_exclude(&store, id, 730, T0 + 2).await.unwrap() else {
         panic!()
     };
-    responsible::confirm(&store, id, request_id, T0 + 3).await.unwrap();
+    responsible::confirm(&store, &Rules::default(), id, request_id, T0 + 3).await.unwrap();
     assert_eq!(refused(wallet::bet(&store, GAME_SERVER, &req(&token, "b2", 100), T0 + 4).await), Refusal::SelfExcluded);
 
     let (id2, token2) = funded(&store, 2, 5000).await;
     let (close, _) = responsible::request_close(&store, id2, T0).await.unwrap();
     wallet::bet(&store, GAME_SERVER, &req(&token2, "c1", 100), T0 + 1).await.unwrap();
     let token2 = wallet::launch(&store, id2, GAME_SERVER, "slot", T0 + 20 * 24 * HOUR - 1).await.unwrap();
-    responsible::confirm(&store, id2, close, T0 + 20 * 24 * HOUR).await.unwrap();
+    responsible::confirm(&store, &Rules::default(), id2, close, T0 + 20 * 24 * HOUR).await.unwrap();
     assert_eq!(refused(wallet::bet(&store, GAME_SERVER, &req(&token2, "c2", 100), T0 + 20 * 24 * HOUR).await), Refusal::Blocked);
     responsible::reopen(&store, id2, &staff(), T0 + 30 * 24 * HOUR).await.unwrap();
     let token3 = wallet::launch(&store, id2, GAME_SERVER, "slot", T0 + 30 * 24 * HOUR).await.unwrap();
@@ -485,6 +560,9 @@ async fn the_ledger_refuses_edits(backend: Backend) {
 }
 
 on_both_backends!(
+    closing_the_i_account_ends_the_club_membership_and_blocks_the_card,
+    an_i_account_without_a_club_membership_closes_alone,
+    a_minor_found_later_loses_the_club_membership_and_its_points,
     stakes_come_from_bonus_then_deposits_then_winnings,
     a_repeated_bet_is_answered_again_and_charged_once,
     a_rollback_gives_back_the_stake_once,

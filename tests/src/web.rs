@@ -86,6 +86,27 @@ impl WebClient {
         r
     }
 
+    /// Uploads `bytes` as the file field `file` of a multipart form, with the session's CSRF
+    /// token in the URL (as the console's upload forms send it).
+    pub async fn post_file(&mut self, path: &str, csrf: &str, filename: &str, bytes: &[u8]) -> reqwest::Response {
+        let boundary = "club-test-boundary-7d1f";
+        let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: text/csv\r\n\r\n").into_bytes();
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let r = self
+            .http
+            .post(format!("{}{path}{sep}csrf={}", self.base, enc(csrf)))
+            .header(COOKIE, self.cookie_header())
+            .header(reqwest::header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"))
+            .body(body)
+            .send()
+            .await
+            .expect("POST");
+        self.keep_cookies(&r);
+        r
+    }
+
     /// Logs in through the login form; panics unless it succeeds.
     pub async fn login(&mut self, username: &str, password: &str) {
         let r = self.try_login(username, password).await;

@@ -1,7 +1,9 @@
-//! The online i-Account in headless Chromium, start to end: registration on the page, staff
-//! verification, login, a card deposit through the processor simulator's hosted page, play at the
-//! test game server (its own binary), a loss limit that stops play, a withdrawal, and a
-//! self-exclusion that refuses the next game. Screenshots in `target/browser-artefacts/iaccount/`.
+//! The online i-Account in headless Chromium, start to end: registration on the page, reception
+//! verifying it from the queue in the staff console, login, a card deposit through the processor
+//! simulator's hosted page, play at the test game server (its own binary), a loss limit that stops
+//! play, a withdrawal, a voucher and a withdrawal above the AML threshold that a manager approves
+//! and marks paid in the console, and a self-exclusion that refuses the next game. Screenshots in
+//! `target/browser-artefacts/iaccount/` (the player) and `iaccount-staff/` (the consoles).
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -9,8 +11,9 @@ use std::time::{Duration, Instant};
 use club_rules::Money;
 use club_tests::T0;
 use club_tests::browser::Browser;
+use club_tests::web::{PASSWORD, seed_staff};
 use floor_server::iaccount::testkit::{self, GAME_SECRET, GAME_SERVER};
-use floor_server::iaccount::{self, register};
+use floor_server::iaccount::{self, cashier, register};
 use floor_server::store::Backend;
 use floor_server::testing::{TestDb, TestServer, test_config};
 use tokio::io::AsyncBufReadExt;
@@ -19,6 +22,7 @@ use tokio::io::AsyncBufReadExt;
 async fn browser_register_verify_deposit_play_limit_withdraw_and_exclude() {
     let Some(db) = TestDb::new(Backend::Sqlite).await else { return };
     let store = db.store().await;
+    seed_staff(&store, T0).await;
     let server = TestServer::start(store, T0, test_config()).await;
     let base = format!("http://{}", server.addr);
 
@@ -66,11 +70,24 @@ async fn browser_register_verify_deposit_play_limit_withdraw_and_exclude() {
     b.click("#submit").await;
     assert!(b.text("#message").await.contains("documents will be checked"), "{}", b.page_text().await);
 
-    // Staff verify the documents from the queue.
+    // Reception verifies the documents from the queue page, in a browser of its own.
     let queue = register::verification_queue(&server.store).await.unwrap();
     assert_eq!(queue.len(), 1);
     let id = queue[0].account_id;
-    register::verify(&server.store, id, &testkit::staff(), T0).await.unwrap();
+    let Some(mut staff) = Browser::start("iaccount-staff", &base).await else { return };
+    staff.login("reception", PASSWORD).await;
+    staff.goto("/reception").await;
+    staff.click("#iaccount-verification").await;
+    assert!(staff.text("#verification-queue").await.contains(&r.username));
+    staff.screenshot("verification-queue").await;
+    staff.click(&format!("#verify-{id}")).await;
+    let player_no: String = sqlx::query_scalar("SELECT player_no FROM iaccounts WHERE id = $1").bind(id).fetch_one(server.store.read()).await.unwrap();
+    assert!(staff.page_text().await.contains(&format!("Verified: player number {player_no}")), "{}", staff.page_text().await);
+    assert!(!staff.text("#verification-queue").await.contains(&r.username), "gone from the queue");
+    staff.screenshot("verified").await;
+    let verified_by: String = sqlx::query_scalar("SELECT actor FROM audit_log WHERE action = 'iaccount.verify'").fetch_one(server.store.read()).await.unwrap();
+    assert!(verified_by.ends_with(":reception"), "{verified_by}");
+    staff.close().await;
 
     // Login.
     b.goto("/account/login").await;
@@ -125,6 +142,43 @@ async fn browser_register_verify_deposit_play_limit_withdraw_and_exclude() {
     assert!(b.text("#message").await.contains("Withdrawal requested"));
     assert!(b.text("#withdrawals").await.contains("10.00"));
     assert!(b.text("#history").await.contains("withdrawal"));
+
+    // A voucher bought at a desk, redeemed on the page, and a withdrawal above the AML threshold
+    // (EUR 2,000): held for review until a manager approves it in the console, then marked paid
+    // once the transfer is sent.
+    let buyer: i64 = sqlx::query_scalar("SELECT person_id FROM iaccounts WHERE id = $1").bind(id).fetch_one(server.store.read()).await.unwrap();
+    let (code, _) = cashier::sell_voucher(&server.store, &club_rules::Rules::default(), buyer, Money::from_cents(250_000), &testkit::staff(), T0).await.unwrap();
+    b.fill("#code", &code).await;
+    b.click("#redeem").await;
+    assert!(b.text("#message").await.contains("2500"), "{}", b.page_text().await);
+    b.fill("form[action='/account/withdraw'] input[name=amount]", "2100.00").await;
+    b.select("#method", "bank").await;
+    b.click("#withdraw").await;
+    assert!(b.text("#message").await.contains("Withdrawal requested"));
+    let held: i64 = sqlx::query_scalar("SELECT id FROM withdrawals WHERE state = 'review'").fetch_one(server.store.read()).await.unwrap();
+    let Some(mut manager) = Browser::start("iaccount-staff", &base).await else { return };
+    manager.login("manager", PASSWORD).await;
+    manager.goto("/").await;
+    manager.click("a[href='/iaccount/withdrawals']").await;
+    let row = manager.text(&format!("#withdrawal-{held}")).await;
+    assert!(row.contains("2100.00") && row.contains(&player_no) && row.contains("in review"), "{row}");
+    manager.screenshot("withdrawal-held").await;
+    manager.click(&format!("#approve-{held}")).await;
+    assert!(manager.page_text().await.contains("Approved"), "{}", manager.page_text().await);
+    manager.click(&format!("#paid-{held}")).await;
+    assert!(manager.page_text().await.contains("Marked paid"));
+    manager.screenshot("withdrawal-paid").await;
+    manager.close().await;
+    let state: String = sqlx::query_scalar("SELECT state FROM withdrawals WHERE id = $1").bind(held).fetch_one(server.store.read()).await.unwrap();
+    assert_eq!(state, "paid");
+    let decided: Vec<(String, String)> = sqlx::query_as("SELECT action, actor FROM audit_log WHERE subject = $1 ORDER BY id")
+        .bind(format!("withdrawal:{held}"))
+        .fetch_all(server.store.read())
+        .await
+        .unwrap();
+    let actions: Vec<&str> = decided.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(actions, ["iaccount.withdrawal_approve", "iaccount.withdrawal_paid"]);
+    assert!(decided.iter().all(|(_, actor)| actor.ends_with(":manager")), "{decided:?}");
 
     // Self-exclusion for a day: the next game is refused.
     b.fill("#days", "1").await;

@@ -490,12 +490,38 @@ pub async fn grant_bonus(store: &Store, account_id: i64, amount: Money, wagering
 }
 
 /// What an imported bank statement did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Imported {
     pub credited: usize,
     pub unmatched: usize,
     /// Lines already imported before (by the bank's reference): skipped.
     pub repeated: usize,
+    /// Every line of the file, in order, with what became of it (for the staff page).
+    #[serde(skip)]
+    pub lines: Vec<StatementLine>,
+}
+
+/// One line of an imported statement and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementLine {
+    pub bank_ref: String,
+    pub booked_on: String,
+    pub amount: Money,
+    pub reference: String,
+    pub outcome: LineOutcome,
+}
+
+/// What became of a statement line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineOutcome {
+    /// Credited to the account with this player number.
+    Credited { account_id: i64 },
+    /// Not credited: the reference is empty.
+    NoReference,
+    /// Not credited: no account has this player number (a typo, or a payment not for us).
+    NoSuchPlayer,
+    /// Imported before (same bank reference): skipped, nothing credited again.
+    Repeated,
 }
 
 /// Imports a bank statement of incoming transfers, a CSV file with a header line and the columns
@@ -532,22 +558,29 @@ pub async fn import_bank_statement(store: &Store, csv: &str, actor: &Actor, now:
     let mut done = Imported::default();
     let mut tx = store.begin().await?;
     for (booked_on, amount, reference, bank_ref) in parsed {
+        let line = |outcome| StatementLine { bank_ref: bank_ref.clone(), booked_on: booked_on.clone(), amount, reference: reference.clone(), outcome };
         let seen: Option<i64> = sqlx::query_scalar("SELECT 1 FROM bank_statement_lines WHERE bank_ref = $1").bind(&bank_ref).fetch_optional(&mut *tx).await?;
         if seen.is_some() {
             done.repeated += 1;
+            done.lines.push(line(LineOutcome::Repeated));
             continue;
         }
-        let account: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM iaccounts WHERE player_no = $1").bind(&reference).fetch_optional(&mut *tx).await?;
+        let account: Option<i64> = if reference.is_empty() {
+            None
+        } else {
+            sqlx::query_scalar("SELECT id FROM iaccounts WHERE player_no = $1").bind(&reference).fetch_optional(&mut *tx).await?
+        };
         let outcome = match account {
             Some(id) => {
                 lock(&mut tx, id).await?;
                 credit_deposit(&mut tx, id, "bank_transfer", amount, &format!("bank:{bank_ref}"), &actor.code(), now).await?;
                 done.credited += 1;
+                done.lines.push(line(LineOutcome::Credited { account_id: id }));
                 "credited"
             }
             None => {
                 done.unmatched += 1;
+                done.lines.push(line(if reference.is_empty() { LineOutcome::NoReference } else { LineOutcome::NoSuchPlayer }));
                 "unmatched"
             }
         };
@@ -567,4 +600,50 @@ pub async fn import_bank_statement(store: &Store, csv: &str, actor: &Actor, now:
     audit::record(&mut tx, now, actor, "iaccount.bank_import", "bank_statement", None::<()>, Some(&done)).await?;
     tx.commit().await?;
     Ok(done)
+}
+
+/// A withdrawal waiting for staff: held for review, or approved (or under the threshold) and
+/// waiting to be paid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenWithdrawal {
+    pub id: i64,
+    pub account_id: i64,
+    pub player_no: Option<String>,
+    pub name: String,
+    pub method: WithdrawalMethod,
+    /// Where a bank withdrawal goes (the player's own IBAN, given at registration).
+    pub iban: Option<String>,
+    pub amount: Money,
+    pub state: WithdrawalState,
+    pub requested_at: Millis,
+}
+
+/// The withdrawals staff must act on, oldest first: in review (to approve or reject) and pending
+/// bank transfers (to mark paid once sent). Desk withdrawals the player asked for online are
+/// pending until paid at a desk, and listed too.
+pub async fn open_withdrawals(store: &Store) -> Result<Vec<OpenWithdrawal>> {
+    let rows = sqlx::query(
+        "SELECT w.id, w.account_id, a.player_no, p.first_name, p.last_name, w.method, w.iban, w.amount_cents, w.state, w.created_at \
+         FROM withdrawals w JOIN iaccounts a ON a.id = w.account_id JOIN persons p ON p.id = a.person_id \
+         WHERE w.state IN ('review', 'pending') ORDER BY w.created_at, w.id",
+    )
+    .fetch_all(store.read())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let method: String = r.try_get("method")?;
+            let state: String = r.try_get("state")?;
+            Ok(OpenWithdrawal {
+                id: r.try_get("id")?,
+                account_id: r.try_get("account_id")?,
+                player_no: r.try_get("player_no")?,
+                name: format!("{} {}", r.try_get::<String, _>("first_name")?, r.try_get::<String, _>("last_name")?),
+                method: if method == "desk" { WithdrawalMethod::Desk } else { WithdrawalMethod::Bank },
+                iban: r.try_get("iban")?,
+                amount: Money::from_cents(r.try_get("amount_cents")?),
+                state: if state == "review" { WithdrawalState::Review } else { WithdrawalState::Pending },
+                requested_at: r.try_get("created_at")?,
+            })
+        })
+        .collect()
 }

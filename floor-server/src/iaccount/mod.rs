@@ -10,7 +10,9 @@
 //! The rules themselves (stake split, limits, wagering, inactivity) are pure, in
 //! `club_rules::online`. The exclusion gate is the club's: an online self-exclusion is a row in
 //! `exclusions`, so it refuses the club card on the floor too, and a floor exclusion or ban refuses
-//! online play.
+//! online play. Closures count on the floor as well: a confirmed closing of the account ends the
+//! person's club membership as the member's own request, and a minor's closure ends it as a
+//! breach of the club's rules ([`end_floor_membership`]).
 //!
 //! The player pages and JSON API are in [`player`], on the shared web foundation.
 
@@ -285,6 +287,29 @@ pub async fn gate(tx: &mut Transaction<'static, Any>, account: &Account, now: Mi
         Some(ExclusionKind::Ban) => Err(Refusal::Blocked.into()),
         None => Ok(()),
     }
+}
+
+/// Ends the person's club membership, when they have one that is still running, for `reason`
+/// (RULES.md 1, "End of membership"), inside the caller's transaction: the member's request keeps
+/// the points and free play unusable, any other reason deletes them; every terminal gets a block
+/// for the person's active cards at once. Returns the membership's new state, or `None` when the
+/// person has no running membership.
+pub async fn end_floor_membership(
+    tx: &mut Transaction<'static, Any>,
+    rules: &club_rules::Rules,
+    person_id: i64,
+    reason: club_rules::membership::EndReason,
+    actor: &crate::audit::Actor,
+    now: Millis,
+) -> Result<Option<club_rules::MemberState>> {
+    let member: Option<i64> = sqlx::query_scalar("SELECT id FROM members WHERE person_id = $1 AND state NOT IN ('left', 'terminated')")
+        .bind(person_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some(member) = member else { return Ok(None) };
+    let state = crate::ledger::end_membership_in(tx, rules, member, reason, actor, time(now)?).await?;
+    crate::reception::block_cards(tx, person_id, now).await?;
+    Ok(Some(state))
 }
 
 /// The account's limit history.

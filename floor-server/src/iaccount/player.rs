@@ -4,14 +4,17 @@
 //!
 //! Key decision: built on the shared web foundation: the player's session is a `PLAYER` row in
 //! `web_sessions`; every route but login and registration is declared in `web::table()` with
-//! `Access::Player`, so the guard loads the session and checks each form's CSRF token; texts come
-//! from the catalogues (`account.*`) in every language. Pages are plain HTML without scripts.
+//! `Access::Player`, so the guard loads the session and checks each form's CSRF token; login and
+//! registration, which come before a session, carry a double-submit token (`auth::form_token`)
+//! and logins pass the process's player login limit (`auth::PLAYER_LOGIN_LIMIT`) before the
+//! account's own lockout; texts come from the catalogues (`account.*`) in every language. Pages
+//! are plain HTML without scripts.
 //!
-//! Not here: the staff side (verification queue, withdrawal review: functions in `register` and
-//! `cashier` for the consoles).
+//! Not here: the staff side (verification queue, withdrawal review, game servers, bank
+//! statements: `web::consoles::iaccount`).
 
 use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -26,7 +29,7 @@ use super::register::{self, LoginError, Registration};
 use super::{Refusal, WalletError, psp, responsible, wallet};
 use crate::app::AppState;
 use crate::error::Error;
-use crate::web::auth::{PLAYER_LOGIN, PlayerSession};
+use crate::web::auth::{PLAYER_LOGIN, PLAYER_LOGIN_LIMIT, PlayerSession, form_token, form_token_ok};
 use crate::web::session::{self, Flash, PLAYER};
 use crate::web::{Access, Lang, Route, Tr};
 
@@ -107,47 +110,67 @@ fn money(s: &str) -> Option<Money> {
 
 // ---- public: login and registration ----
 
-#[derive(Deserialize, Default)]
-struct Msg {
-    #[serde(default)]
-    msg: Option<String>,
-}
+/// The cookie of the login and registration forms' double-submit CSRF token (there is no
+/// session yet to bind it to).
+const FORM_COOKIE: &str = "club_player_form";
 
-async fn login_page(headers: HeaderMap, Query(q): Query<Msg>) -> Html<String> {
-    let t = Tr::new(lang(&headers));
-    let note = q.msg.map(|m| format!("<p class=\"flash error\" id=\"message\">{}</p>", esc(t.get(&format!("account.{m}"))))).unwrap_or_default();
-    page(
-        &t,
+/// The login page with a fresh form token, and a message when a try failed.
+fn login_body(t: &Tr, jar: CookieJar, headers: &HeaderMap, note: Option<&str>, status: StatusCode) -> Response {
+    let (jar, token) = form_token(jar, headers, FORM_COOKIE);
+    let note = note.map(|m| format!("<p class=\"flash error\" id=\"message\">{}</p>", esc(m))).unwrap_or_default();
+    let html = page(
+        t,
         t.get("account.login_title"),
         &format!(
             "<section class=\"card narrow\"><h1>{title}</h1>{note}<form method=\"post\" action=\"{PLAYER_LOGIN}\">\
+             <input type=\"hidden\" name=\"form_token\" value=\"{token}\">\
              <label>{u}<input name=\"username\" id=\"username\" autocomplete=\"username\"></label>\
              <label>{p}<input name=\"password\" id=\"password\" type=\"password\" autocomplete=\"current-password\"></label>\
              <button type=\"submit\" id=\"login\">{s}</button></form><p><a href=\"/account/register\" id=\"register\">{r}</a></p></section>",
             title = esc(t.get("account.login_title")),
+            token = esc(&token),
             u = esc(t.get("account.username")),
             p = esc(t.get("account.password")),
             s = esc(t.get("account.login")),
             r = esc(t.get("account.register_link")),
         ),
-    )
+    );
+    (status, jar, html).into_response()
+}
+
+async fn login_page(headers: HeaderMap, jar: CookieJar) -> Response {
+    login_body(&Tr::new(lang(&headers)), jar, &headers, None, StatusCode::OK)
 }
 
 #[derive(Deserialize)]
 struct LoginForm {
     username: String,
     password: String,
+    #[serde(default)]
+    form_token: String,
 }
 
+/// A login: the form's token first, then this process's login rate limit, then the password with
+/// the account's lockout (`register::login`).
 async fn login(State(state): State<AppState>, headers: HeaderMap, jar: CookieJar, Form(f): Form<LoginForm>) -> Response {
+    let t = Tr::new(lang(&headers));
+    if !form_token_ok(&jar, FORM_COOKIE, &f.form_token) {
+        return login_body(&t, jar, &headers, Some(t.get("account.expired")), StatusCode::BAD_REQUEST);
+    }
+    if !PLAYER_LOGIN_LIMIT.allow() {
+        return login_body(&t, jar, &headers, Some(t.get("account.slow_down")), StatusCode::TOO_MANY_REQUESTS);
+    }
     let now = state.clock.now_ms();
     match register::login(&state.store, &f.username, &f.password, now).await {
         Ok(Ok(id)) => match session::create(&state.store, &PLAYER, id, now).await {
-            Ok((token, _)) => (jar.add(session::cookie(PLAYER.cookie, token, &headers)), Redirect::to("/account")).into_response(),
+            Ok((token, _)) => {
+                let jar = jar.remove(session::removal(FORM_COOKIE, &headers)).add(session::cookie(PLAYER.cookie, token, &headers));
+                (jar, Redirect::to("/account")).into_response()
+            }
             Err(e) => e.into_response(),
         },
-        Ok(Err(LoginError::Locked)) => Redirect::to(&format!("{PLAYER_LOGIN}?msg=locked")).into_response(),
-        Ok(Err(LoginError::Wrong)) => Redirect::to(&format!("{PLAYER_LOGIN}?msg=wrong")).into_response(),
+        Ok(Err(LoginError::Locked)) => login_body(&t, jar, &headers, Some(t.get("account.locked")), StatusCode::UNAUTHORIZED),
+        Ok(Err(LoginError::Wrong)) => login_body(&t, jar, &headers, Some(t.get("account.wrong")), StatusCode::UNAUTHORIZED),
         Err(e) => e.into_response(),
     }
 }
@@ -173,7 +196,9 @@ const REG_FIELDS: &[(&str, &str)] = &[
     ("id_doc_issuer", "account.id_doc_issuer"),
 ];
 
-fn register_body(t: &Tr, error: Option<&str>) -> Html<String> {
+/// The registration form with a fresh form token, and the error of a failed try.
+fn register_body(t: &Tr, jar: CookieJar, headers: &HeaderMap, error: Option<&str>, status: StatusCode) -> Response {
+    let (jar, token) = form_token(jar, headers, FORM_COOKIE);
     let fields: String = REG_FIELDS
         .iter()
         .map(|(name, key)| {
@@ -187,32 +212,50 @@ fn register_body(t: &Tr, error: Option<&str>) -> Html<String> {
         })
         .collect();
     let error = error.map(|e| format!("<p class=\"flash error\" id=\"message\">{}</p>", esc(e))).unwrap_or_default();
-    page(
+    let html = page(
         t,
         t.get("account.register_title"),
         &format!(
-            "<section class=\"card narrow\"><h1>{}</h1>{error}<form method=\"post\" action=\"/account/register\">{fields}\
+            "<section class=\"card narrow\"><h1>{}</h1>{error}<form method=\"post\" action=\"/account/register\">\
+             <input type=\"hidden\" name=\"form_token\" value=\"{}\">{fields}\
              <button type=\"submit\" id=\"submit\">{}</button></form></section>",
             esc(t.get("account.register_title")),
+            esc(&token),
             esc(t.get("account.register"))
         ),
-    )
+    );
+    (status, jar, html).into_response()
 }
 
-async fn register_page(headers: HeaderMap) -> Html<String> {
-    register_body(&Tr::new(lang(&headers)), None)
+async fn register_page(headers: HeaderMap, jar: CookieJar) -> Response {
+    register_body(&Tr::new(lang(&headers)), jar, &headers, None, StatusCode::OK)
 }
 
-async fn register_form(State(state): State<AppState>, headers: HeaderMap, Form(r): Form<Registration>) -> Response {
+/// The registration form as posted: the registration and the form's token.
+#[derive(Deserialize)]
+struct RegisterForm {
+    #[serde(default)]
+    form_token: String,
+    #[serde(flatten)]
+    registration: Registration,
+}
+
+/// A registration from the form: refused (and nothing stored) without the form's token.
+async fn register_form(State(state): State<AppState>, headers: HeaderMap, jar: CookieJar, Form(f): Form<RegisterForm>) -> Response {
     let t = Tr::new(lang(&headers));
-    match register::register(&state.store, &state.rules.config().calendar, &r, state.clock.now_ms()).await {
-        Ok(_) => page(
-            &t,
-            t.get("account.register_title"),
-            &format!("<section class=\"card narrow\"><p id=\"message\">{}</p><p><a href=\"{PLAYER_LOGIN}\">{}</a></p></section>", esc(t.get("account.registered")), esc(t.get("account.login"))),
-        )
-        .into_response(),
-        Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, register_body(&t, Some(&fault_text(&t, &e)))).into_response(),
+    if !form_token_ok(&jar, FORM_COOKIE, &f.form_token) {
+        return register_body(&t, jar, &headers, Some(t.get("account.expired")), StatusCode::BAD_REQUEST);
+    }
+    match register::register(&state.store, &state.rules.config().calendar, &f.registration, state.clock.now_ms()).await {
+        Ok(_) => {
+            let body = format!(
+                "<section class=\"card narrow\"><p id=\"message\">{}</p><p><a href=\"{PLAYER_LOGIN}\">{}</a></p></section>",
+                esc(t.get("account.registered")),
+                esc(t.get("account.login"))
+            );
+            (jar.remove(session::removal(FORM_COOKIE, &headers)), page(&t, t.get("account.register_title"), &body)).into_response()
+        }
+        Err(e) => register_body(&t, jar, &headers, Some(&fault_text(&t, &e)), StatusCode::UNPROCESSABLE_ENTITY),
     }
 }
 
@@ -502,7 +545,7 @@ async fn close(State(state): State<AppState>, headers: HeaderMap, PlayerSession(
 
 async fn confirm(State(state): State<AppState>, headers: HeaderMap, PlayerSession(s): PlayerSession, Form(f): Form<IdForm>) -> Response {
     let t = Tr::new(lang(&headers));
-    match responsible::confirm(&state.store, s.subject_id, f.id, state.clock.now_ms()).await {
+    match responsible::confirm(&state.store, &state.rules, s.subject_id, f.id, state.clock.now_ms()).await {
         Ok(_) => back(&state, &s, Flash::ok(t.get("account.confirmed"))).await,
         Err(e) => back(&state, &s, Flash::error(fault_text(&t, &e))).await,
     }

@@ -291,6 +291,32 @@ pub async fn verify(store: &Store, account_id: i64, actor: &Actor, now: Millis) 
     Ok(player_no)
 }
 
+/// Staff refused the documents (unreadable, not the player's, a forgery, an age that does not
+/// hold): the account is blocked and moves no money. The reason is kept in the audit log, in the
+/// same transaction.
+pub async fn refuse(store: &Store, account_id: i64, reason: &str, actor: &Actor, now: Millis) -> Result<()> {
+    if !matches!(actor, Actor::Staff { .. }) {
+        return Err(Error::Forbidden);
+    }
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(Error::invalid("a refusal needs its reason"));
+    }
+    let mut tx = store.begin().await?;
+    let n = sqlx::query("UPDATE iaccounts SET state = 'blocked' WHERE id = $1 AND state = 'unverified'")
+        .bind(account_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if n != 1 {
+        return Err(Error::Conflict("the account is not waiting for verification".into()));
+    }
+    let after = serde_json::json!({ "state": "blocked", "reason": reason });
+    audit::record(&mut tx, now, actor, "iaccount.verify_refused", &format!("iaccount:{account_id}"), Some("unverified"), Some(after)).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Why a login failed (the same answer whether the username exists or not, except a lockout).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum LoginError {
@@ -337,12 +363,16 @@ pub async fn login(store: &Store, username: &str, password: &str, now: Millis) -
 
 /// A player found to be a minor: the account is closed at once and personal data deleted (RULES.md
 /// 2, Privacy). The ledger stays (it holds no personal data); the person row keeps only its id.
-pub async fn close_minor(store: &Store, account_id: i64, actor: &Actor, now: Millis) -> Result<()> {
+/// A club membership of the same person ends too, in the same transaction: a minor may not be a
+/// member (RULES.md 1, Membership), so it ends as a breach of the club's rules, which deletes the
+/// points and free play, and the cards are blocked on every terminal.
+pub async fn close_minor(store: &Store, rules: &club_rules::Rules, account_id: i64, actor: &Actor, now: Millis) -> Result<()> {
     if !matches!(actor, Actor::Staff { .. }) {
         return Err(Error::Forbidden);
     }
     let mut tx = store.begin().await?;
     let a = super::lock(&mut tx, account_id).await?;
+    super::end_floor_membership(&mut tx, rules, a.person_id, club_rules::membership::EndReason::BreachOfClubRules, actor, now).await?;
     let erased = format!("erased-{account_id}");
     sqlx::query("UPDATE iaccounts SET state = 'closed', closed_at = $1, username = $2, email = $3, iban = $4, password_hash = '' WHERE id = $5")
         .bind(now)

@@ -7,8 +7,9 @@
 //!
 //! Not here: the rules of when a limit takes effect (`club_rules::online`).
 
-use club_rules::Money;
+use club_rules::membership::EndReason;
 use club_rules::online::{self, LimitKind, Period, SelfExclusion};
+use club_rules::{Money, Rules};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -150,9 +151,13 @@ pub enum Confirmed {
 }
 
 /// Confirms a waiting request (a long self-exclusion or closing the account) before its deadline.
-pub async fn confirm(store: &Store, account_id: i64, request_id: i64, now: Millis) -> Result<Confirmed> {
+/// A confirmed closing also ends the person's club membership, as the member's own request (the
+/// points stay, unusable; the club cards are blocked on every terminal), in the same transaction:
+/// closures count on the floor too. Reopening the account does not bring the membership back
+/// (that is a new enrolment at reception).
+pub async fn confirm(store: &Store, rules: &Rules, account_id: i64, request_id: i64, now: Millis) -> Result<Confirmed> {
     let mut tx = store.begin().await?;
-    lock(&mut tx, account_id).await?;
+    let account = lock(&mut tx, account_id).await?;
     let row = sqlx::query(
         "SELECT kind, days, confirm_by FROM iaccount_requests WHERE id = $1 AND account_id = $2 AND confirmed_at IS NULL AND cancelled_at IS NULL",
     )
@@ -169,6 +174,8 @@ pub async fn confirm(store: &Store, account_id: i64, request_id: i64, now: Milli
     let kind: String = row.try_get("kind")?;
     if kind == "close" {
         sqlx::query("UPDATE iaccounts SET state = 'closed', closed_at = $1 WHERE id = $2").bind(now).bind(account_id).execute(&mut *tx).await?;
+        let actor = Actor::System("iaccount.close");
+        super::end_floor_membership(&mut tx, rules, account.person_id, EndReason::MemberRequest, &actor, now).await?;
         tx.commit().await?;
         return Ok(Confirmed::Closed);
     }

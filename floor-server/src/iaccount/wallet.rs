@@ -88,6 +88,59 @@ pub async fn add_game_server(store: &Store, id: &str, name: &str, secret: &str, 
     Ok(())
 }
 
+/// A fresh shared secret for a game server: 32 random bytes as hex (shown once to staff).
+pub fn new_game_server_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    hex::encode(bytes)
+}
+
+/// A registered game server as staff see it (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GameServerRow {
+    pub id: String,
+    pub name: String,
+    pub launch_url: Option<String>,
+    pub created_at: Millis,
+    pub revoked_at: Option<Millis>,
+}
+
+/// Every registered game server, the newest first.
+pub async fn game_servers(store: &Store) -> Result<Vec<GameServerRow>> {
+    let rows = sqlx::query("SELECT id, name, launch_url, created_at, revoked_at FROM game_servers ORDER BY created_at DESC, id")
+        .fetch_all(store.read())
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(GameServerRow {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                launch_url: r.try_get("launch_url")?,
+                created_at: r.try_get("created_at")?,
+                revoked_at: r.try_get("revoked_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Disables a game server: its signature is no longer accepted, so every request it signs from
+/// now on is refused, wins and rollbacks included.
+pub async fn disable_game_server(store: &Store, id: &str, actor: &Actor, now: Millis) -> Result<()> {
+    let mut tx = store.begin().await?;
+    let n = sqlx::query("UPDATE game_servers SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if n != 1 {
+        return Err(Error::Conflict(format!("no enabled game server {id}")));
+    }
+    audit::record(&mut tx, now, actor, "game_server.disable", &format!("game_server:{id}"), None::<()>, Some(now)).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// The game players can start from their account page: its id and launch URL.
 pub async fn launchable_game(store: &Store) -> Result<Option<(String, String)>> {
     let row = sqlx::query("SELECT id, launch_url FROM game_servers WHERE revoked_at IS NULL AND launch_url IS NOT NULL ORDER BY created_at, id LIMIT 1")

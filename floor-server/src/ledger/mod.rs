@@ -42,7 +42,7 @@ use crate::error::{Error, Result};
 pub use earn::{EventRef, PlayBatch, apply_play, apply_receipt, rate_table};
 pub use free_play::{free_play_failed, free_play_sent, redeem_cashback};
 pub use jobs::{anniversary_reviews, expire_due, spawn_jobs};
-pub use staff::{CorrectionOutcome, approve_correction, end_membership, invite_chairman, manager_review, promote_vip, request_correction};
+pub use staff::{CorrectionOutcome, approve_correction, end_membership, end_membership_in, invite_chairman, manager_review, promote_vip, request_correction};
 
 /// What the rules decided: the value, or why they refused (nothing was written then).
 pub type Decision<T> = std::result::Result<T, RulesError>;

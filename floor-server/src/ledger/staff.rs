@@ -1,6 +1,6 @@
 //! Staff decisions on a member's ledgers: manual corrections (with a second person above the
-//! threshold), a manager's tier review, the end of a membership. Every one is audited in its own
-//! transaction.
+//! threshold), a manager's tier review, the end of a membership. Every one is audited in the
+//! transaction that makes it.
 //!
 //! Key decision: a correction above the threshold is stored as a request and written to the ledger
 //! only when a different staff member approves it; the balance is checked again at approval, and
@@ -13,7 +13,7 @@ use club_rules::corrections::{self, Correction, CorrectionRequest};
 use club_rules::membership::{self, EndReason};
 use club_rules::tiers::{self, TierEvent};
 use club_rules::{MemberState, Points, Rules, StaffId, Tier};
-use sqlx::Row;
+use sqlx::{Any, Row, Transaction};
 
 use super::{Decision, Origin, apply_tier_events, grants, load_member, millis, points_lots, staff_id, write_free_play, write_points};
 use crate::audit::{self, Actor};
@@ -157,28 +157,42 @@ pub async fn end_membership(
     now: DateTime<Utc>,
 ) -> Result<MemberState> {
     let mut tx = store.begin().await?;
-    store::lock_member(&mut tx, member_id).await?;
+    let state = end_membership_in(&mut tx, rules, member_id, reason, actor, now).await?;
+    tx.commit().await?;
+    Ok(state)
+}
+
+/// [`end_membership`] inside the caller's transaction (the i-Account closes an account and the
+/// person's membership together).
+pub async fn end_membership_in(
+    tx: &mut Transaction<'static, Any>,
+    rules: &Rules,
+    member_id: i64,
+    reason: EndReason,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<MemberState> {
+    store::lock_member(tx, member_id).await?;
     let state: String = sqlx::query_scalar("SELECT state FROM members WHERE id = $1")
         .bind(member_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| Error::NotFound(format!("member {member_id}")))?;
     if matches!(state.as_str(), "left" | "terminated") {
         return Err(Error::Conflict(format!("membership {member_id} has already ended")));
     }
-    let lots = points_lots(&mut tx, member_id).await?;
-    let held = grants(&mut tx, member_id).await?;
+    let lots = points_lots(tx, member_id).await?;
+    let held = grants(tx, member_id).await?;
     let end = membership::end(rules, reason, &lots, &held, now);
-    write_points(&mut tx, member_id, &end.points, &Origin::default()).await?;
-    write_free_play(&mut tx, member_id, &end.free_play, &Origin::default()).await?;
+    write_points(tx, member_id, &end.points, &Origin::default()).await?;
+    write_free_play(tx, member_id, &end.free_play, &Origin::default()).await?;
     sqlx::query("UPDATE members SET state = $1, ended_reason = $2, state_changed_at = $3 WHERE id = $4")
         .bind(end.state.code())
         .bind(reason.code())
         .bind(millis(now))
         .bind(member_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-    audit::record(&mut tx, millis(now), actor, "membership.end", &format!("member:{member_id}"), Some(state), Some(reason.code())).await?;
-    tx.commit().await?;
+    audit::record(tx, millis(now), actor, "membership.end", &format!("member:{member_id}"), Some(state), Some(reason.code())).await?;
     Ok(end.state)
 }

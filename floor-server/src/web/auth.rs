@@ -6,7 +6,8 @@
 //! Passwords are argon2id (`crate::staff`); five wrong passwords in a row lock the account for 15
 //! minutes, and a per-process rate limit on login attempts slows guessing across accounts.
 //!
-//! Not here: player login (the i-Account pages use `session` with the `PLAYER` policy).
+//! Not here: player login (the i-Account pages use `session` with the `PLAYER` policy, and
+//! [`form_token`] and [`PLAYER_LOGIN_LIMIT`] from here).
 
 use std::num::NonZeroU32;
 use std::sync::LazyLock;
@@ -46,10 +47,41 @@ const LOGIN_CSRF_COOKIE: &str = "club_login";
 /// Where a player without a session is sent (the online account's login page).
 pub const PLAYER_LOGIN: &str = "/account/login";
 
-/// Login attempts this process accepts: 5 a second, bursts of 20, across all accounts.
-static LOGIN_LIMIT: LazyLock<DefaultDirectRateLimiter> = LazyLock::new(|| {
-    RateLimiter::direct(Quota::per_second(NonZeroU32::new(5).expect("5")).allow_burst(NonZeroU32::new(20).expect("20")))
-});
+/// A limit on the login attempts one process accepts: 5 a second, bursts of 20, across all
+/// accounts. It slows guessing across many accounts, which the per-account lockout does not.
+pub struct LoginLimit(LazyLock<DefaultDirectRateLimiter>);
+
+impl LoginLimit {
+    const fn new() -> LoginLimit {
+        LoginLimit(LazyLock::new(|| {
+            RateLimiter::direct(Quota::per_second(NonZeroU32::new(5).expect("5")).allow_burst(NonZeroU32::new(20).expect("20")))
+        }))
+    }
+
+    /// Takes one attempt; `false` when the limit is reached (answer 429 without checking anything).
+    pub fn allow(&self) -> bool {
+        self.0.check().is_ok()
+    }
+}
+
+/// Staff logins. Players have their own ([`PLAYER_LOGIN_LIMIT`]), so a flood of guesses at the
+/// public player login cannot keep the staff out of the consoles.
+static STAFF_LOGIN_LIMIT: LoginLimit = LoginLimit::new();
+/// Player logins (`iaccount::player`).
+pub static PLAYER_LOGIN_LIMIT: LoginLimit = LoginLimit::new();
+
+/// A CSRF token for a form shown before there is a session (a login or registration form):
+/// a double-submit token, set as the cookie `cookie` and carried in the form's hidden field.
+/// Returns the jar with the cookie and the token for the field.
+pub fn form_token(jar: CookieJar, headers: &HeaderMap, cookie: &'static str) -> (CookieJar, String) {
+    let token = session::random_token();
+    (jar.add(session::cookie(cookie, token.clone(), headers)), token)
+}
+
+/// Whether a pre-session form sent the token its cookie holds (see [`form_token`]).
+pub fn form_token_ok(jar: &CookieJar, cookie: &str, sent: &str) -> bool {
+    jar.get(cookie).is_some_and(|c| !sent.is_empty() && session::tokens_match(c.value(), sent))
+}
 
 /// The logged-in staff member, put in the request by the guard.
 #[derive(Clone)]
@@ -253,8 +285,7 @@ fn request_lang(headers: &HeaderMap, asked: Option<&str>) -> Lang {
 }
 
 fn login_form(headers: &HeaderMap, jar: CookieJar, lang: Lang, next: String, error: Option<String>, username: String, status: StatusCode) -> Response {
-    let token = session::random_token();
-    let jar = jar.add(session::cookie(LOGIN_CSRF_COOKIE, token.clone(), headers));
+    let (jar, token) = form_token(jar, headers, LOGIN_CSRF_COOKIE);
     let page = LoginPage { ctx: Ctx::anonymous(lang), next, login_csrf: token, error, username };
     (status, jar, render(&page)).into_response()
 }
@@ -336,11 +367,10 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, jar: CookieJar
     let lang = request_lang(&headers, form.lang.as_deref());
     let t = Tr::new(lang);
     let next = safe_next(form.next.as_deref());
-    let cookie_ok = jar.get(LOGIN_CSRF_COOKIE).is_some_and(|c| !form.login_csrf.is_empty() && session::tokens_match(c.value(), &form.login_csrf));
-    if !cookie_ok {
+    if !form_token_ok(&jar, LOGIN_CSRF_COOKIE, &form.login_csrf) {
         return login_form(&headers, jar, lang, next, Some(t.get("login.expired").to_owned()), form.username, StatusCode::BAD_REQUEST);
     }
-    if LOGIN_LIMIT.check().is_err() {
+    if !STAFF_LOGIN_LIMIT.allow() {
         return login_form(&headers, jar, lang, next, Some(t.get("login.slow_down").to_owned()), form.username, StatusCode::TOO_MANY_REQUESTS);
     }
     let now = state.clock.now_ms();

@@ -30,6 +30,8 @@ const CONSOLES: &[(&str, &str, &[Role])] = &[
     ("/manager", "nav.manager", roles::MANAGER),
     ("/manager/terminals", "nav.terminals", roles::TERMINALS),
     ("/admin/staff", "nav.staff", roles::ADMIN),
+    ("/iaccount/withdrawals", "nav.withdrawals", roles::MANAGER),
+    ("/iaccount/game-servers", "nav.game_servers", roles::GAME_SERVERS),
 ];
 
 /// The layout's context, passed to every template as `ctx`.

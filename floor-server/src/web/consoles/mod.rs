@@ -1,10 +1,12 @@
-//! The consoles' pages: reception, pit, cashier desk, bar and management. Each handler reads the
+//! The consoles' pages: reception, pit, cashier desk, bar, management and the i-Account's staff
+//! pages. Each handler reads the
 //! clock once, calls the club's functions (`enrolment`, `club`, `ledger`, `pit`, `cashdesk`,
 //! `terminals`) and shows their decision; forms answer with a redirect and a one-time message.
 
 mod admin;
 pub mod bar;
 pub mod cashier;
+pub mod iaccount;
 pub mod manager;
 pub mod pit;
 pub mod reception;
@@ -30,7 +32,18 @@ pub(super) fn routes() -> Vec<Route> {
     t.extend(bar::routes());
     t.extend(manager::routes());
     t.extend(admin::routes());
+    t.extend(iaccount::routes());
     t
+}
+
+/// The bytes of the upload field `file` of a multipart form.
+pub async fn uploaded(mut m: axum::extract::Multipart) -> Result<Vec<u8>> {
+    while let Some(field) = m.next_field().await.map_err(|e| Error::invalid(format!("upload: {e}")))? {
+        if field.name() == Some("file") {
+            return Ok(field.bytes().await.map_err(|e| Error::invalid(format!("upload: {e}")))?.to_vec());
+        }
+    }
+    Err(Error::invalid("no file was uploaded"))
 }
 
 /// An amount typed by staff: `12`, `12.5`, `12,50` (EUR); refuses fractions of a cent and

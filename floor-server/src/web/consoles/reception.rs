@@ -14,7 +14,7 @@ use floor_protocol::CardNumber;
 use serde::Deserialize;
 use sqlx::Row;
 
-use super::{done, when};
+use super::{done, uploaded, when};
 use crate::app::AppState;
 use crate::club::{self, NewExclusion, NewPerson};
 use crate::enrolment::{self, Employee, Found, Refusal};
@@ -463,16 +463,6 @@ async fn lists_page(State(state): State<AppState>, user: StaffUser) -> Response 
         Ok(p) => render(&p),
         Err(e) => e.into_response(),
     }
-}
-
-/// The bytes of the upload field `file`.
-async fn uploaded(mut m: Multipart) -> Result<Vec<u8>> {
-    while let Some(field) = m.next_field().await.map_err(|e| Error::invalid(format!("upload: {e}")))? {
-        if field.name() == Some("file") {
-            return Ok(field.bytes().await.map_err(|e| Error::invalid(format!("upload: {e}")))?.to_vec());
-        }
-    }
-    Err(Error::invalid("no file was uploaded"))
 }
 
 async fn import_register(State(state): State<AppState>, user: StaffUser, m: Multipart) -> Response {
