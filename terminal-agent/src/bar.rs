@@ -4,19 +4,22 @@
 //! waits there, sequenced with the terminal's other events).
 //!
 //! Key decision: the member at the till is whoever's card the reader holds; a removed card ends
-//! it at once. What it does not do: pricing or rules (the server), the till's screens.
+//! it at once. While the link is down a card on the block list (the server's BlockCard pushes,
+//! kept in the outbox's store) is refused at the reader, so the till has no member to record a
+//! sale for; a BlockCard push for the card at the till ends it too.
+//! What it does not do: pricing or rules (the server), the till's screens.
 
 use std::time::Duration;
 
 use floor_protocol::{CardNumber, ErrorCode, Reply, Request, TerminalEvent};
 use hardware::{CardEvent, CardReader};
 use pos_bridge::{Bridge, Floor, Offline, RecordError};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::Error;
 use crate::outbox::Outbox;
 use crate::screen::Screen;
-use crate::uplink::{LinkState, Uplink};
+use crate::uplink::{FromServer, LinkState, Uplink};
 
 /// The floor as the bridge sees it, through this agent.
 pub struct AgentFloor {
@@ -42,22 +45,59 @@ impl Floor for AgentFloor {
 }
 
 /// Feeds the reader's cards to the bridge until `stop` turns true or the reader stops.
-pub async fn run(bridge: Bridge<AgentFloor>, mut screen: Screen, mut cards: CardReader, mut stop: watch::Receiver<bool>) -> Result<(), Error> {
+pub async fn run(
+    bridge: Bridge<AgentFloor>,
+    link: (Uplink, Outbox),
+    mut screen: Screen,
+    mut cards: CardReader,
+    mut from_server: mpsc::UnboundedReceiver<FromServer>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), Error> {
     screen.show(&["Show your club card"]);
+    let mut at_till: Option<CardNumber> = None;
+    let mut pushes = true;
     loop {
         tokio::select! {
             _ = stop.changed() => return Ok(()),
             e = cards.next_event() => match e {
                 Some(CardEvent::Inserted { card, .. }) => {
-                    bridge.card_read(CardNumber::new(card.expose()));
+                    let card = CardNumber::new(card.expose());
+                    let offline = link.0.state() != LinkState::Up;
+                    if offline && link.1.is_blocked(&card).await? {
+                        tracing::info!(card = %card, "a card on the block list was presented while the server is unreachable; refused");
+                        bridge.card_removed();
+                        at_till = None;
+                        screen.refused(club_rules::RefusalCode::CardBlocked.player_text());
+                        continue;
+                    }
+                    bridge.card_read(card.clone());
+                    at_till = Some(card);
                     screen.show(&["Card read", "Welcome to the bar"]);
                 }
                 Some(CardEvent::Removed { .. }) => {
                     bridge.card_removed();
+                    at_till = None;
                     screen.show(&["Show your club card"]);
                 }
                 None => return Err(Error::Config("the card reader stopped".into())),
             },
+            m = from_server.recv(), if pushes => match m {
+                Some(FromServer::Blocked(card)) if at_till.as_ref().is_some_and(|c| same_card(c, &card)) => {
+                    bridge.card_removed();
+                    at_till = None;
+                    screen.refused(club_rules::RefusalCode::CardBlocked.player_text());
+                }
+                Some(FromServer::Display { lines, .. }) => {
+                    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+                    screen.show(&lines);
+                }
+                Some(_) => {}
+                None => pushes = false,
+            },
         }
     }
+}
+
+fn same_card(a: &CardNumber, b: &CardNumber) -> bool {
+    matches!((a.normalised(), b.normalised()), (Ok(a), Ok(b)) if a == b)
 }

@@ -9,6 +9,7 @@
 //! terminal_id = "SLOT-001"
 //! secret_file = "/etc/club/terminal.secret"   # or secret = "…"
 //! ca = "/etc/club/ca.pem"            # the casino's CA; without it, the public web roots
+//! dead_letter_after = 20             # an event the server fails this often alone is set aside
 //!
 //! [reader]
 //! kind = "pcsc"                      # pcsc | serial | console (card lines on standard input)
@@ -16,13 +17,14 @@
 //! device = "/dev/ttyUSB0"            # serial
 //! format = "em4100"                  # serial: em4100 | track2
 //!
-//! [slot]
+//! [slot]                             # slot mode
 //! port = "/dev/ttyS0"
 //! address = 1
 //! link_mode = "wakeup"               # wakeup (UART) | plain (pty)
 //! registration_key = "0707…"         # 40 hex digits, the AFT registration key
 //! abandon_after_secs = 600
-//! refuse_when_credits = false        # refuse a card while another player's credits are on
+//! refuse_when_credits = false        # true: refuse a new card while credits are on the machine,
+//!                                    # unless the card is the one that was in last (its owner's)
 //!
 //! [table]
 //! seat = 3
@@ -39,7 +41,13 @@
 //! [timeouts]
 //! card_in_ms = 3000                  # longer than this without an answer: offline session
 //! request_ms = 5000
+//! backoff_max_ms = 10000             # longest pause between reconnection attempts
+//! heartbeat_ms = 5000                # a heartbeat this often on a quiet link
+//! silence_ms = 15000                 # nothing heard for this long: the link is dead (cable pulled)
 //! ```
+//!
+//! `terminal-agent --config terminal.toml dead-letters` lists the events the server would not
+//! take (see `outbox`), and `requeue ID` puts one back in line once its cause is fixed.
 //!
 //! Key decision: the secret never appears in `Debug` output (it is a `SecretString`), and a
 //! configuration is checked once when loaded; nothing downstream re-validates it.
@@ -89,6 +97,12 @@ pub struct ServerConfig {
     pub secret: Option<SecretString>,
     pub secret_file: Option<PathBuf>,
     pub ca: Option<PathBuf>,
+    #[serde(default = "dead_letter_after")]
+    pub dead_letter_after: u32,
+}
+
+fn dead_letter_after() -> u32 {
+    20
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -192,15 +206,25 @@ pub struct Timeouts {
     pub request_ms: u64,
     #[serde(default = "backoff_max")]
     pub backoff_max_ms: u64,
+    #[serde(default = "heartbeat")]
+    pub heartbeat_ms: u64,
+    #[serde(default = "silence")]
+    pub silence_ms: u64,
 }
 
 fn backoff_max() -> u64 {
     10_000
 }
+fn heartbeat() -> u64 {
+    5_000
+}
+fn silence() -> u64 {
+    15_000
+}
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Timeouts { card_in_ms: 3_000, request_ms: 5_000, backoff_max_ms: backoff_max() }
+        Timeouts { card_in_ms: 3_000, request_ms: 5_000, backoff_max_ms: backoff_max(), heartbeat_ms: heartbeat(), silence_ms: silence() }
     }
 }
 
@@ -233,6 +257,12 @@ impl AgentConfig {
                 return Err(Error::Config("slot.registration_key must be 40 hex digits".into()));
             }
         }
+        if config.timeouts.heartbeat_ms == 0 || config.timeouts.silence_ms <= config.timeouts.heartbeat_ms {
+            return Err(Error::Config("timeouts.silence_ms must be longer than timeouts.heartbeat_ms (and that above 0)".into()));
+        }
+        if config.server.dead_letter_after == 0 {
+            return Err(Error::Config("server.dead_letter_after must be at least 1".into()));
+        }
         if config.reader.kind == ReaderKind::Serial && config.reader.device.is_none() {
             return Err(Error::Config("a serial reader needs reader.device".into()));
         }
@@ -254,6 +284,9 @@ impl AgentConfig {
         };
         let mut uplink = UplinkConfig::new(&self.server.url, Credentials { terminal_id: self.server.terminal_id.clone(), secret }, trust);
         uplink.backoff_max = Duration::from_millis(self.timeouts.backoff_max_ms);
+        uplink.heartbeat = Duration::from_millis(self.timeouts.heartbeat_ms);
+        uplink.silence_limit = Duration::from_millis(self.timeouts.silence_ms);
+        uplink.dead_letter_after = self.server.dead_letter_after;
         Ok(uplink)
     }
 }
@@ -298,5 +331,6 @@ mod tests {
         refused(&SLOT.replace("secret = \"s3cret-value\"", ""), "secret");
         refused(&SLOT.replace("address = 3", "address = 3\nregistration_key = \"xyz\""), "40 hex");
         refused(&SLOT.replace("mode = \"slot\"", "mode = \"arcade\""), "unknown variant");
+        refused(&format!("{SLOT}\n[timeouts]\ncard_in_ms = 1\nrequest_ms = 1\nheartbeat_ms = 5000\nsilence_ms = 5000"), "silence_ms");
     }
 }

@@ -1,10 +1,16 @@
 //! The terminal's local store (SQLite, WAL, `synchronous=FULL`): the outbox of sequenced events,
-//! the card block list, and the open card session.
+//! the card block list, the open card session, and the dead letters.
 //!
 //! Key decision: an event gets its sequence number when it is written, and it is deleted only once
 //! the server has acknowledged that number (or a later one); the session state that an event
 //! changes (meters counted so far) is written in the **same** transaction, so after a crash the
 //! agent never counts play twice nor forgets it. A restart resumes from whatever is left here.
+//!
+//! A **dead letter** is an event the server will not take (it answered with an error for that
+//! event, again and again): it leaves the outbox for the `dead_letters` table, whole and with the
+//! server's answer, so that it is never lost and no longer holds up the events behind it. Staff
+//! list it and put it back in line (`terminal-agent dead-letters`, `requeue`) once the cause is
+//! fixed.
 //!
 //! What it does not do: talk to the server (`uplink`) or decide what to record (`slot`).
 
@@ -25,7 +31,36 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS blocked (card TEXT PRIMARY KEY)",
     "CREATE TABLE IF NOT EXISTS session (slot INTEGER PRIMARY KEY CHECK (slot = 1), body TEXT NOT NULL)",
     "INSERT OR IGNORE INTO meta (key, value) VALUES ('next_seq', 1)",
+    "CREATE TABLE IF NOT EXISTS dead_letters (id INTEGER PRIMARY KEY AUTOINCREMENT, seq INTEGER NOT NULL, at INTEGER NOT NULL, \
+     body TEXT NOT NULL, code TEXT NOT NULL, message TEXT NOT NULL, dead_at INTEGER NOT NULL)",
 ];
+
+/// An event taken out of the outbox because the server would not take it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub id: i64,
+    /// The sequence number it had when the server refused it.
+    pub seq: u64,
+    /// When the event happened.
+    pub at: UnixMillis,
+    /// The event's kind (`play`, `purchase`, ...); the body itself stays in the store because it
+    /// may hold a card number.
+    pub kind: String,
+    /// The server's error code and message.
+    pub code: String,
+    pub message: String,
+    pub dead_at: UnixMillis,
+}
+
+/// Whether the server stored anything under the refused event's number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumberUsed {
+    /// The server has nothing under that number: the events behind move up one, so the numbers
+    /// the server sees stay without a hole.
+    No,
+    /// The server already has that number: the events behind keep theirs.
+    Yes,
+}
 
 /// What a write does to the saved session state.
 #[derive(Debug, Clone, Copy)]
@@ -209,10 +244,94 @@ impl Outbox {
         self.push_all(0, &[], change).await.map(|_| ())
     }
 
+    /// Moves event `seq` out of the outbox to the dead letters with the server's answer, in one
+    /// transaction. Returns the dead letter, or `None` when `seq` is not waiting (already gone).
+    pub async fn dead_letter(&self, seq: u64, code: &str, message: &str, used: NumberUsed, now: UnixMillis) -> Result<Option<DeadLetter>, Error> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("SELECT at, body FROM outbox WHERE seq = $1").bind(seq as i64).fetch_optional(&mut *tx).await?;
+        let Some(row) = row else { return Ok(None) };
+        let at: i64 = row.try_get("at")?;
+        let body: String = row.try_get("body")?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO dead_letters (seq, at, body, code, message, dead_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(seq as i64)
+        .bind(at)
+        .bind(&body)
+        .bind(code)
+        .bind(message)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM outbox WHERE seq = $1").bind(seq as i64).execute(&mut *tx).await?;
+        if used == NumberUsed::No {
+            // Upwards, so that no two rows ever hold one number.
+            let rows: Vec<i64> = sqlx::query_scalar("SELECT seq FROM outbox WHERE seq > $1 ORDER BY seq").bind(seq as i64).fetch_all(&mut *tx).await?;
+            for s in rows {
+                sqlx::query("UPDATE outbox SET seq = $1 WHERE seq = $2").bind(s - 1).bind(s).execute(&mut *tx).await?;
+            }
+            sqlx::query("UPDATE meta SET value = value - 1 WHERE key = 'next_seq'").execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(Some(DeadLetter { id, seq, at, kind: kind_of(&body), code: code.to_owned(), message: message.to_owned(), dead_at: now }))
+    }
+
+    /// Every dead letter, oldest first.
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, Error> {
+        let rows = sqlx::query("SELECT id, seq, at, body, code, message, dead_at FROM dead_letters ORDER BY id").fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeadLetter {
+                    id: r.try_get("id")?,
+                    seq: r.try_get::<i64, _>("seq")? as u64,
+                    at: r.try_get("at")?,
+                    kind: kind_of(&r.try_get::<String, _>("body")?),
+                    code: r.try_get("code")?,
+                    message: r.try_get("message")?,
+                    dead_at: r.try_get("dead_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Puts dead letter `id` back at the end of the outbox (with a new sequence number, its
+    /// original time). Returns the new number, or `None` when there is no such dead letter.
+    pub async fn requeue(&self, id: i64) -> Result<Option<u64>, Error> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("SELECT at, body FROM dead_letters WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
+        let Some(row) = row else { return Ok(None) };
+        let next = next_seq(&mut tx).await?;
+        sqlx::query("INSERT INTO outbox (seq, at, body) VALUES ($1, $2, $3)")
+            .bind(next)
+            .bind(row.try_get::<i64, _>("at")?)
+            .bind(row.try_get::<String, _>("body")?)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE meta SET value = $1 WHERE key = 'next_seq'").bind(next + 1).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM dead_letters WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        self.written.notify_one();
+        Ok(Some(next as u64))
+    }
+
+    /// The lowest sequence number waiting, if any.
+    pub async fn first_waiting(&self) -> Result<Option<u64>, Error> {
+        let first: Option<i64> = sqlx::query_scalar("SELECT MIN(seq) FROM outbox").fetch_one(&self.pool).await?;
+        Ok(first.map(|s| s as u64))
+    }
+
     /// Closes the pool (flushes the WAL).
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The `kind` of a stored event body (the tag of `TerminalEvent`).
+fn kind_of(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| "unreadable".into())
 }
 
 async fn next_seq(tx: &mut Transaction<'static, Sqlite>) -> Result<i64, Error> {
@@ -281,6 +400,33 @@ mod tests {
         assert_eq!(waiting.iter().map(|e| e.seq).collect::<Vec<_>>(), [41]);
         assert_eq!(waiting[0].event, out("c"));
         assert_eq!(outbox.push(1, &out("d")).await.unwrap(), 42);
+    }
+
+    #[tokio::test]
+    async fn a_dead_letter_keeps_the_event_and_closes_the_hole_behind_it() {
+        let (_dir, outbox) = store().await;
+        for s in ["a", "b", "c"] {
+            outbox.push(1, &out(s)).await.unwrap();
+        }
+        let dead = outbox.dead_letter(2, "unavailable", "not committed", NumberUsed::No, 9).await.unwrap().unwrap();
+        assert_eq!((dead.seq, dead.kind.as_str(), dead.code.as_str()), (2, "card_out", "unavailable"));
+        let waiting = outbox.pending(0, 10).await.unwrap();
+        assert_eq!(waiting.iter().map(|e| (e.seq, e.event.clone())).collect::<Vec<_>>(), [(1, out("a")), (2, out("c"))]);
+        assert_eq!(outbox.push(1, &out("d")).await.unwrap(), 3, "the next number follows without a hole");
+        assert_eq!(outbox.dead_letter(2, "x", "y", NumberUsed::No, 9).await.unwrap().unwrap().seq, 2);
+        assert_eq!(outbox.dead_letter(7, "x", "y", NumberUsed::No, 9).await.unwrap(), None, "not waiting");
+        // A number the server has already used stays used.
+        outbox.dead_letter(1, "invalid", "used", NumberUsed::Yes, 9).await.unwrap().unwrap();
+        assert_eq!(outbox.pending(0, 10).await.unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), [2]);
+        let letters = outbox.dead_letters().await.unwrap();
+        assert_eq!(letters.len(), 3);
+        // Back in line, at the end, with the event as it was.
+        let seq = outbox.requeue(letters[0].id).await.unwrap().unwrap();
+        assert_eq!(seq, 3);
+        let waiting = outbox.pending(0, 10).await.unwrap();
+        assert_eq!(waiting.iter().map(|e| (e.seq, e.event.clone())).collect::<Vec<_>>(), [(2, out("d")), (3, out("b"))]);
+        assert_eq!(outbox.dead_letters().await.unwrap().len(), 2);
+        assert_eq!(outbox.requeue(letters[0].id).await.unwrap(), None, "requeued once");
     }
 
     #[tokio::test]

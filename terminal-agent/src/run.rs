@@ -88,7 +88,6 @@ pub async fn run(config: AgentConfig, stop: watch::Receiver<bool>) -> anyhow::Re
                 outbox: outbox.clone(),
                 request_timeout: Duration::from_millis(config.timeouts.request_ms),
             };
-            drop(from_server);
             let bridge = pos_bridge::Bridge::new(floor, pos_bridge::BridgeConfig::new(token, outlet));
             let listener = tokio::net::TcpListener::bind(bar.listen).await.with_context(|| format!("binding {}", bar.listen))?;
             tracing::info!(addr = %listener.local_addr()?, "till API listening");
@@ -100,7 +99,7 @@ pub async fn run(config: AgentConfig, stop: watch::Receiver<bool>) -> anyhow::Re
             let refresh = bridge.spawn_catalogue_refresh(async move {
                 let _ = refresh_stop.wait_for(|s| *s).await;
             });
-            let r = crate::bar::run(bridge, screen, cards, stop.clone()).await;
+            let r = crate::bar::run(bridge, (uplink.clone(), outbox.clone()), screen, cards, from_server, stop.clone()).await;
             let _ = api.await;
             refresh.abort();
             r

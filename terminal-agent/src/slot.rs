@@ -47,7 +47,8 @@ pub struct SlotSettings {
     /// No answer to a card-in within this: the session opens offline.
     pub card_in_timeout: Duration,
     pub request_timeout: Duration,
-    /// Refuse a card while credits another player left are on the machine.
+    /// Refuse a card while another player's credits are on the machine: the open session's
+    /// player's, or those the last card out left on (until the machine pays out).
     pub refuse_when_credits: bool,
     /// The machine's game type, reported with each `Play` (the server uses the terminal's own).
     pub game: MachineType,
@@ -122,8 +123,17 @@ pub struct Slot {
     pending: Option<Pending>,
     denomination: Option<Denomination>,
     deferred: VecDeque<FromServer>,
-    last_card_out: Option<String>,
+    /// Who left the machine last, and what was on it then.
+    left: Option<Left>,
     next_transfer: u64,
+}
+
+/// The credits the last player's card left on the machine.
+struct Left {
+    card: String,
+    credits: u64,
+    /// The coin-out meter then: a cash-out since moves it.
+    coin_out: u64,
 }
 
 /// How long the reader has after a restart to say the saved session's card is still in.
@@ -152,7 +162,7 @@ impl Slot {
             pending: None,
             denomination: None,
             deferred: VecDeque::new(),
-            last_card_out: None,
+            left: None,
             next_transfer: 0,
         }
     }
@@ -235,26 +245,25 @@ impl Slot {
     }
 
     async fn card_in(&mut self, card: CardNumber) -> Result<(), Error> {
-        if let Some(open) = &mut self.session {
-            if open.saved.card == card.expose() {
-                open.confirmed = true;
-                return Ok(());
-            }
-            self.close(CardOutReason::ReplacedByAnotherCard).await?;
+        if let Some(open) = &mut self.session
+            && open.saved.card == card.expose()
+        {
+            open.confirmed = true;
+            return Ok(());
         }
+        // A card that is refused here leaves whoever plays now undisturbed.
         let online = self.uplink.state() == LinkState::Up;
         if !online && self.outbox.is_blocked(&card).await? {
             self.screen.refused(club_rules::RefusalCode::CardBlocked.player_text());
             return Ok(());
         }
-        let reading = self.read_meters().await;
-        if self.settings.refuse_when_credits
-            && reading.as_ref().is_some_and(|r| r.credits > 0)
-            && self.last_card_out.as_deref() != Some(card.expose())
-        {
+        if self.settings.refuse_when_credits && self.credits_of_another_player(&card).await {
+            tracing::info!("a card refused: another player's credits are on the machine");
             self.screen.show(&["Machine has credits", "of another player"]);
             return Ok(());
         }
+        self.close(CardOutReason::ReplacedByAnotherCard).await?;
+        let reading = self.read_meters().await;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut saved = Saved {
             id: id.clone(),
@@ -506,10 +515,26 @@ impl Slot {
         let reading = self.reconcile().await?;
         let Some(open) = self.session.take() else { return Ok(()) };
         self.pending = None;
+        self.left = reading.as_ref().map(|r| Left { card: open.saved.card.clone(), credits: r.credits, coin_out: r.coin_out });
         let event = TerminalEvent::CardOut { session: open.saved.id.clone(), reason, meters: reading.map(|r| r.snapshot) };
         self.outbox.push_all(crate::now_ms(), &[event], SessionChange::Clear).await?;
-        self.last_card_out = Some(open.saved.card);
         Ok(())
+    }
+
+    /// Whether the credits on the machine belong to a player other than `card`'s: one whose
+    /// session is open now, or the one whose card came out last leaving credits on, as long as the
+    /// machine has paid nothing out since (a cash-out ends the claim). Credits found with no card
+    /// out since the agent started are taken for the new player's own.
+    async fn credits_of_another_player(&mut self, card: &CardNumber) -> bool {
+        let Some(r) = self.read_meters().await else { return false };
+        if r.credits == 0 {
+            return false;
+        }
+        match (&self.session, &self.left) {
+            (Some(open), _) => open.saved.card != card.expose(),
+            (None, Some(left)) => left.card != card.expose() && left.credits > 0 && r.coin_out <= left.coin_out,
+            (None, None) => false,
+        }
     }
 
     async fn read_meters(&mut self) -> Option<Reading> {

@@ -5,6 +5,18 @@
 //! Key decision: the outbox is the only source of what is sent, and an event leaves it only on an
 //! acknowledgement, so every failure (a dropped socket, a server restart, `unavailable`, a
 //! `sequence_gap`) is handled the same way: start again from what the server says it has.
+//!
+//! A dead link is noticed, not waited for: a heartbeat goes out every `heartbeat`, and nothing
+//! heard for `silence_limit` (a pulled cable, a dead switch: TCP stays "open" for hours) or a
+//! write that does not finish within it ends the connection; the outbox keeps everything meanwhile.
+//!
+//! A poison event (one the server answers with an error every time) must neither be lost nor
+//! block the events behind it for ever. After an error for an event, the next connection sends
+//! one event at a time until one is acknowledged, so a failure is pinned on the event that
+//! caused it; an event the server refuses as such (`invalid`, `too_large`, `malformed`) or that
+//! fails alone `dead_letter_after` times in a row moves to the outbox's dead letters (logged
+//! without its content, counted in `agent_dead_letters_total`) and the stream goes on.
+//!
 //! What it does not do: decide anything about sessions; it hands the server's answers, pushes and
 //! commands to the mode's task through a channel.
 
@@ -18,8 +30,8 @@ use rust_decimal::Decimal;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::link::{Credentials, Link, Trust};
-use crate::outbox::Outbox;
+use crate::link::{Credentials, Link, LinkError, Trust};
+use crate::outbox::{NumberUsed, Outbox};
 use crate::Error;
 
 /// How the uplink connects and paces itself.
@@ -36,6 +48,9 @@ pub struct UplinkConfig {
     pub silence_limit: Duration,
     pub backoff_min: Duration,
     pub backoff_max: Duration,
+    /// An event that fails alone this many times in a row becomes a dead letter (20 with the
+    /// default backoff: about two and a half minutes of failing).
+    pub dead_letter_after: u32,
     /// Software name sent in Hello.
     pub software: String,
 }
@@ -52,6 +67,7 @@ impl UplinkConfig {
             silence_limit: Duration::from_secs(15),
             backoff_min: Duration::from_millis(200),
             backoff_max: Duration::from_secs(10),
+            dead_letter_after: 20,
             software: format!("terminal-agent {}", env!("CARGO_PKG_VERSION")),
         }
     }
@@ -136,12 +152,14 @@ async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut backoff = config.backoff_min;
+    let mut strikes = Strikes::default();
     loop {
         if *stop.borrow() {
             return;
         }
         let mut connected = false;
-        let result = connection(&config, &outbox, &to_mode, &mut requests, &state, &mut stop, &mut connected).await;
+        let mut ctx = Ctx { config: &config, outbox: &outbox, to_mode: &to_mode, state: &state, strikes: &mut strikes };
+        let result = connection(&mut ctx, &mut requests, &mut stop, &mut connected).await;
         let _ = state.send(LinkState::Down);
         match result {
             Ok(()) => return,
@@ -170,7 +188,72 @@ async fn run(
 }
 
 fn metrics_note(e: &Error) {
+    metrics::counter!("agent_link_failures_total").increment(1);
     tracing::debug!(error = ?e, "link failure detail");
+}
+
+/// The errors the server gave for the oldest waiting event, across connections.
+#[derive(Debug, Default)]
+struct Strikes {
+    /// After an error for an event: send one event at a time until one is acknowledged.
+    careful: bool,
+    /// The event that failed while it travelled alone, and how many times in a row.
+    seq: u64,
+    count: u32,
+}
+
+impl Strikes {
+    /// The window for the next events.
+    fn window(&self, config: &UplinkConfig) -> u32 {
+        if self.careful { 1 } else { config.window }
+    }
+
+    fn acknowledged(&mut self, seq: u64) {
+        if seq >= self.seq {
+            *self = Strikes::default();
+        }
+    }
+}
+
+/// What the server's error says about the event: it will never be taken as it is, or it may be
+/// later.
+fn refused_for_good(code: ErrorCode) -> bool {
+    matches!(code, ErrorCode::Invalid | ErrorCode::TooLarge | ErrorCode::Malformed | ErrorCode::UnknownMessage)
+}
+
+/// What one connection works with.
+struct Ctx<'a> {
+    config: &'a UplinkConfig,
+    outbox: &'a Outbox,
+    to_mode: &'a mpsc::UnboundedSender<FromServer>,
+    state: &'a watch::Sender<LinkState>,
+    strikes: &'a mut Strikes,
+}
+
+/// A write that does not finish within the silence limit means the link is dead (the peer stopped
+/// reading, or the path to it is gone).
+async fn write<F>(limit: Duration, io: F) -> Result<(), Error>
+where
+    F: std::future::Future<Output = Result<(), LinkError>>,
+{
+    match tokio::time::timeout(limit, io).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(Error::Timeout),
+    }
+}
+
+/// Moves a poison event to the dead letters. `invalid` for a number is the server saying it has
+/// that number already (a repeat it cannot answer); every other error stores nothing.
+async fn dead_letter(outbox: &Outbox, seq: u64, code: ErrorCode, message: &str) -> Result<(), Error> {
+    let used = if code == ErrorCode::Invalid { NumberUsed::Yes } else { NumberUsed::No };
+    let code_text = serde_json::to_value(code).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    if let Some(letter) = outbox.dead_letter(seq, &code_text, message, used, crate::now_ms()).await? {
+        metrics::counter!("agent_dead_letters_total").increment(1);
+        // The kind and number only: the body may hold a card number.
+        tracing::error!(seq, kind = %letter.kind, code = %code_text, id = letter.id,
+            "the floor server will not take this event; kept as a dead letter, the events behind it go on");
+    }
+    Ok(())
 }
 
 /// Up to a quarter more or less, so that a floor of terminals does not reconnect in step.
@@ -182,23 +265,21 @@ fn jitter(d: Duration) -> Duration {
 }
 
 /// One connection, from connect to failure or stop. `Ok` only when stopped.
-#[allow(clippy::too_many_arguments)]
 async fn connection(
-    config: &UplinkConfig,
-    outbox: &Outbox,
-    to_mode: &mpsc::UnboundedSender<FromServer>,
+    ctx: &mut Ctx<'_>,
     requests: &mut mpsc::Receiver<(Request, oneshot::Sender<Reply>)>,
-    state: &watch::Sender<LinkState>,
     stop: &mut watch::Receiver<bool>,
     connected: &mut bool,
 ) -> Result<(), Error> {
+    let (config, outbox, to_mode, state) = (ctx.config, ctx.outbox, ctx.to_mode, ctx.state);
     let mut link = tokio::time::timeout(config.connect_timeout, Link::connect(&config.url, &config.credentials, &config.trust))
         .await
         .map_err(|_| Error::Timeout)??;
-    link.send(&TerminalMessage::Hello { protocol: PROTOCOL_VERSION, software: config.software.clone() }).await?;
+    let limit = config.silence_limit;
+    write(limit, link.send(&TerminalMessage::Hello { protocol: PROTOCOL_VERSION, software: config.software.clone() })).await?;
     let ack = tokio::time::timeout(config.connect_timeout, link.recv()).await.map_err(|_| Error::Timeout)??;
     let ServerMessage::HelloAck { last_seq, blocked_cards, .. } = ack else {
-        return Err(Error::Link(crate::link::LinkError::Protocol(format!("expected hello_ack, got {ack:?}"))));
+        return Err(Error::Link(LinkError::Protocol(format!("expected hello_ack, got {ack:?}"))));
     };
     outbox.align(last_seq).await?;
     outbox.set_block_list(&blocked_cards).await?;
@@ -219,20 +300,20 @@ async fn connection(
 
     loop {
         // Fill the window from the outbox.
-        let room = u64::from(config.window).saturating_sub(sent - acked);
+        let room = u64::from(ctx.strikes.window(config)).saturating_sub(sent - acked);
         if room > 0 {
             let batch = outbox.pending(sent, u32::try_from(room).unwrap_or(u32::MAX)).await?;
             if !batch.is_empty() {
                 for envelope in batch {
                     sent = envelope.seq;
-                    link.feed(&TerminalMessage::Event(envelope)).await?;
+                    write(limit, link.feed(&TerminalMessage::Event(envelope))).await?;
                 }
-                link.flush().await?;
+                write(limit, link.flush()).await?;
             }
         }
         let msg = tokio::select! {
             _ = stop.changed() => {
-                let _ = link.close().await;
+                let _ = tokio::time::timeout(Duration::from_secs(1), link.close()).await;
                 return Ok(());
             }
             _ = written.notified() => continue,
@@ -240,14 +321,15 @@ async fn connection(
                 let Some((request, reply)) = r else { return Ok(()) };
                 next_request += 1;
                 waiting.insert(next_request, reply);
-                link.send(&TerminalMessage::Request { id: next_request, request }).await?;
+                write(limit, link.send(&TerminalMessage::Request { id: next_request, request })).await?;
                 continue;
             }
             _ = heartbeat.tick() => {
                 if heard.elapsed() > config.silence_limit {
+                    tracing::warn!(silent_ms = heard.elapsed().as_millis() as u64, "nothing heard from the floor server; taking the link for dead");
                     return Err(Error::Timeout);
                 }
-                link.send(&TerminalMessage::Heartbeat { at: crate::now_ms() }).await?;
+                write(limit, link.send(&TerminalMessage::Heartbeat { at: crate::now_ms() })).await?;
                 continue;
             }
             m = link.recv() => m?,
@@ -260,6 +342,7 @@ async fn connection(
                     acked = seq;
                     sent = sent.max(acked);
                 }
+                ctx.strikes.acknowledged(seq);
                 if let Outcome::Rejected { reason } = &outcome {
                     tracing::warn!(seq, %reason, "the server rejected an event");
                 }
@@ -274,6 +357,13 @@ async fn connection(
                     continue;
                 }
                 tracing::info!(expected, "the server expects an earlier event; resending from there");
+                if outbox.first_waiting().await?.is_none_or(|first| first > expected) {
+                    // The server lacks events this store no longer has (they were acknowledged):
+                    // resending cannot help here. Start again from the server's Hello.
+                    metrics::counter!("agent_sequence_gaps_unfillable_total").increment(1);
+                    tracing::error!(expected, "the server expects an event this terminal no longer holds");
+                    return Err(Error::Link(LinkError::Protocol(format!("sequence gap at {expected}: not in the outbox"))));
+                }
                 let committed = expected.saturating_sub(1);
                 if committed > acked {
                     outbox.acknowledged(committed).await?;
@@ -283,14 +373,32 @@ async fn connection(
                 sent = acked;
             }
             ServerMessage::Error { code, message, seq: Some(seq), .. } => {
-                // Not committed (unavailable) or not storable now: start again from what the
-                // server has, after a pause.
-                return Err(Error::Link(crate::link::LinkError::Protocol(format!("event {seq}: {code:?}: {message}"))));
+                // Not committed (unavailable) or not storable: the event may be poison. Pin the
+                // failure on it, then start again from what the server has, after a pause.
+                let alone = ctx.strikes.careful && seq == acked + 1;
+                if alone {
+                    if ctx.strikes.seq == seq {
+                        ctx.strikes.count += 1;
+                    } else {
+                        ctx.strikes.seq = seq;
+                        ctx.strikes.count = 1;
+                    }
+                }
+                ctx.strikes.careful = true;
+                // The pause keeps growing while events fail: a server that cannot commit for a
+                // while is not hammered, and a transient fault takes minutes to make a dead letter.
+                *connected = false;
+                let for_good = refused_for_good(code);
+                if for_good || (alone && ctx.strikes.count >= config.dead_letter_after) {
+                    dead_letter(outbox, seq, code, &message).await?;
+                    *ctx.strikes = Strikes { careful: true, ..Strikes::default() };
+                }
+                return Err(Error::Link(LinkError::Protocol(format!("event {seq}: {code:?}: {message}"))));
             }
             ServerMessage::Error { code, message, .. } => {
                 tracing::warn!(?code, %message, "the server reported an error");
                 if code == ErrorCode::UnsupportedProtocol || code == ErrorCode::Unavailable {
-                    return Err(Error::Link(crate::link::LinkError::Protocol(message)));
+                    return Err(Error::Link(LinkError::Protocol(message)));
                 }
             }
             ServerMessage::Reply { id, reply } => {

@@ -1,6 +1,7 @@
 //! Slot-mode sessions in process against the real floor server (SQLite, real WebSocket) and the
 //! simulated machine on a serial pair: the greeting, play counted from the meters, a session
-//! closed by the abandon timer, and an offline card-in refused for a card on the block list.
+//! closed by the abandon timer, an offline card-in refused for a card on the block list, and the
+//! optional refusal of a card while another player's credits are on the machine.
 
 use std::time::{Duration, Instant};
 
@@ -63,6 +64,7 @@ async fn rig(settings: SlotSettings) -> Rig {
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
     let store = db.store().await;
     member(&store, "Ana", "AAAA0001").await;
+    member(&store, "Bo", "CCCC0003").await;
     let spec = TerminalSpec { id: "SLOT-T".into(), kind: TerminalKind::Slot, machine_type: Some(MachineType::Slot), location: "t".into() };
     let c = terminals::enrol(&store, &spec, &SEED, T0).await.unwrap();
     let server = TestServer::start(store, T0, test_config()).await;
@@ -145,4 +147,43 @@ async fn offline_a_card_on_the_block_list_is_refused_and_another_plays_to_be_cre
     assert!(waiting >= 2, "card-in, play and card-out wait in the outbox ({waiting})");
     let store = Store::connect(&r.db.url).await.unwrap();
     assert!(session(&store).await.is_none(), "nothing reached the server");
+}
+
+/// The machine holds credits (the simulator starts with 100,000) after Ana's card leaves.
+async fn ana_plays_and_leaves(r: &mut Rig) {
+    r.reader.insert(CardId::parse("AAAA0001").unwrap()).await.unwrap();
+    shown(&mut r.screen, "Welcome Ana").await;
+    r.sim.command("play 2").await.unwrap();
+    r.reader.remove().await.unwrap();
+    shown(&mut r.screen, "Thank you").await;
+}
+
+async fn sessions_of(store: &Store, card: &str) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM card_sessions s JOIN cards c ON c.id = s.card_id WHERE c.card_number = $1")
+        .bind(card)
+        .fetch_one(store.read())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_refuse_when_credits_another_players_card_is_refused_while_credits_are_on_but_their_owner_comes_back() {
+    let mut r = rig(SlotSettings { refuse_when_credits: true, ..SlotSettings::default() }).await;
+    ana_plays_and_leaves(&mut r).await;
+    r.reader.insert(CardId::parse("CCCC0003").unwrap()).await.unwrap();
+    shown(&mut r.screen, "Machine has credits").await;
+    r.reader.remove().await.unwrap();
+    // The player whose card was in last may go on with her credits.
+    r.reader.insert(CardId::parse("AAAA0001").unwrap()).await.unwrap();
+    shown(&mut r.screen, "Welcome Ana").await;
+    assert_eq!(sessions_of(&r.server.store, "CCCC0003").await, 0, "no session was opened for Bo");
+    assert_eq!(sessions_of(&r.server.store, "AAAA0001").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_refuse_when_credits_a_card_is_welcome_whatever_the_machine_holds() {
+    let mut r = rig(SlotSettings::default()).await;
+    ana_plays_and_leaves(&mut r).await;
+    r.reader.insert(CardId::parse("CCCC0003").unwrap()).await.unwrap();
+    shown(&mut r.screen, "Welcome Bo").await;
 }

@@ -63,7 +63,8 @@ pub const EVA: (&str, &str) = ("Eva", "04C1B2C3D4E5F8");
 pub const PIN: &str = "4711";
 
 impl FloorProcess {
-    /// Seeds a database (members, cards, PINs, terminal SLOT-1) and starts the server. Returns the
+    /// Seeds a database (members, cards, PINs, terminals SLOT-1, TABLE-1 and BAR-1, their secrets
+    /// in `table.secret` and `bar.secret`) and starts the server. Returns the
     /// terminal's secret too.
     pub async fn start() -> (FloorProcess, String) {
         let dir = tempfile::tempdir().unwrap();
@@ -85,8 +86,10 @@ impl FloorProcess {
         }
         let creds = enrol(&store, "SLOT-1", TerminalKind::Slot, Some(MachineType::Slot)).await;
         let table = enrol(&store, "TABLE-1", TerminalKind::Table, None).await;
+        let bar = enrol(&store, "BAR-1", TerminalKind::Bar, None).await;
         store.close().await;
         std::fs::write(dir.path().join("table.secret"), secrecy::ExposeSecret::expose_secret(&table.secret)).unwrap();
+        std::fs::write(dir.path().join("bar.secret"), secrecy::ExposeSecret::expose_secret(&bar.secret)).unwrap();
         let mut floor = FloorProcess { dir, port: free_port(), child: None, log: Arc::default() };
         floor.restart();
         (floor, secrecy::ExposeSecret::expose_secret(&creds.secret).to_owned())
@@ -98,6 +101,11 @@ impl FloorProcess {
 
     pub fn ws_url(&self) -> String {
         format!("ws://127.0.0.1:{}{}", self.port, floor_protocol::GATEWAY_PATH)
+    }
+
+    /// Where the server listens.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
     /// Opens the floor's database beside the running server (SQLite WAL: readers do not block).
@@ -312,10 +320,16 @@ pub struct AgentProcess {
 
 /// An agent configuration for slot mode on the vpcd reader `reader` and the pty `port`.
 pub fn slot_config(dir: &Path, url: &str, secret: &str, reader: &str, port: &Path) -> PathBuf {
+    slot_config_with(dir, url, secret, &[reader], port)
+}
+
+/// The same on several readers (a card in any of them is the terminal's card).
+pub fn slot_config_with(dir: &Path, url: &str, secret: &str, readers: &[&str], port: &Path) -> PathBuf {
     let path = dir.join("agent.toml");
+    let readers = readers.iter().map(|r| format!("\"{r}\"")).collect::<Vec<_>>().join(", ");
     let text = format!(
         "mode = \"slot\"\nstore = \"{}\"\n[server]\nurl = \"{url}\"\nterminal_id = \"SLOT-1\"\nsecret = \"{secret}\"\n\
-         [reader]\nkind = \"pcsc\"\nreaders = [\"{reader}\"]\n\
+         [reader]\nkind = \"pcsc\"\nreaders = [{readers}]\n\
          [slot]\nport = \"{}\"\naddress = 1\nlink_mode = \"plain\"\nregistration_key = \"{}\"\nabandon_after_secs = 3600\n\
          [timeouts]\ncard_in_ms = 3000\nrequest_ms = 10000\nbackoff_max_ms = 1000\n",
         dir.join("agent.db").display(),

@@ -152,3 +152,4 @@ pub fn workspace_binary(name: &str) -> std::path::PathBuf {
 }
 
 pub mod agent_rig;
+pub mod netcut;
