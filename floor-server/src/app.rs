@@ -37,6 +37,7 @@ pub struct AppState {
     /// Terminal connections, waited for at shutdown.
     pub tasks: TaskTracker,
     pub metrics: PrometheusHandle,
+    pub gateway: crate::config::GatewaySettings,
 }
 
 /// The HTTP routes.
@@ -111,6 +112,7 @@ pub async fn run(
         shutdown: stop.clone(),
         tasks: TaskTracker::new(),
         metrics: telemetry::metrics_handle(),
+        gateway: config.gateway,
     };
     let tasks = state.tasks.clone();
     let app = router(state);

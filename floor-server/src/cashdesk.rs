@@ -4,8 +4,8 @@
 //!
 //! Key decision: the desk records cash in the same transaction as the movement it belongs to
 //! ([`record_cash`] takes the caller's transaction), so the day's total can never miss a movement
-//! nor count one that did not happen. The gaming day is the UTC date (the casino's local day
-//! boundary is not configured yet).
+//! nor count one that did not happen. The gaming day comes from the rules' calendar (local time,
+//! starting at 06:00 by default).
 //!
 //! Not here: the online account's balances (`iaccount`), the points ledgers.
 

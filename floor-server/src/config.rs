@@ -23,6 +23,7 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     pub log: LogConfig,
     pub ingest: IngestSettings,
+    pub gateway: GatewaySettings,
     /// How often each process looks for new floor-wide messages (card blocks), in milliseconds.
     pub broadcast_poll_ms: u64,
     /// How long shutdown waits for connections to finish their commits, in seconds.
@@ -41,6 +42,7 @@ impl Default for Config {
             tls: None,
             log: LogConfig::default(),
             ingest: IngestSettings::default(),
+            gateway: GatewaySettings::default(),
             broadcast_poll_ms: 200,
             shutdown_grace_secs: 10,
             postgres_pool: 16,
@@ -92,6 +94,24 @@ pub struct IngestSettings {
 impl Default for IngestSettings {
     fn default() -> Self {
         IngestSettings { max_batch: 1024, writers: 0, queue: 16_384 }
+    }
+}
+
+/// The terminal gateway's timing.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewaySettings {
+    /// A connection that receives no frame (terminals send a heartbeat every 5 s by default) for
+    /// this long is closed as dead: a pulled cable leaves TCP half open. Milliseconds.
+    pub idle_timeout_ms: u64,
+    /// A connection marks its terminal seen (the console's online status) at most this often.
+    /// Milliseconds; keep it well under `terminals::ONLINE_WITHIN_MS` (60 s).
+    pub seen_mark_ms: u64,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        GatewaySettings { idle_timeout_ms: 30_000, seen_mark_ms: 20_000 }
     }
 }
 

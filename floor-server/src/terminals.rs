@@ -190,6 +190,20 @@ pub async fn is_active(store: &Store, id: &str) -> Result<bool> {
     Ok(matches!(revoked, Some(None)))
 }
 
+/// A terminal seen within this long is online: it sends a heartbeat every few seconds, and its
+/// connection marks it seen every `GatewaySettings::seen_mark_ms` (20 s) while it is up.
+pub const ONLINE_WITHIN_MS: i64 = 60_000;
+
+/// Notes that the terminal was in contact at `now` (hello, heartbeats, the end of a connection).
+pub async fn mark_seen(store: &Store, id: &str, now: Millis) -> Result<()> {
+    sqlx::query("UPDATE terminals SET last_seen_at = $1 WHERE id = $2 AND (last_seen_at IS NULL OR last_seen_at < $1)")
+        .bind(now)
+        .bind(id)
+        .execute(store.read())
+        .await?;
+    Ok(())
+}
+
 /// A terminal's status for the manager's console.
 #[derive(Debug, Clone, Serialize)]
 pub struct TerminalStatus {
@@ -200,6 +214,13 @@ pub struct TerminalStatus {
     pub last_seq: i64,
     pub last_seen_at: Option<i64>,
     pub revoked: bool,
+}
+
+impl TerminalStatus {
+    /// Whether the terminal is in contact now: not revoked and seen within [`ONLINE_WITHIN_MS`].
+    pub fn is_online(&self, now: Millis) -> bool {
+        !self.revoked && self.last_seen_at.is_some_and(|s| now - s <= ONLINE_WITHIN_MS)
+    }
 }
 
 pub async fn list(store: &Store) -> Result<Vec<TerminalStatus>> {

@@ -22,7 +22,7 @@ async fn start(backend: Backend) -> Option<(TestDb, TestServer, i64, String)> {
     let store = db.store().await;
     testkit::add_test_game_server(&store, None, T0).await.unwrap();
     let id = testkit::active_account(&store, 1, T0).await.unwrap();
-    iaccount::cashier::desk_deposit(&store, id, Money::from_cents(10_000), &testkit::staff(), T0).await.unwrap();
+    iaccount::cashier::desk_deposit(&store, &club_rules::Rules::default(), id, Money::from_cents(10_000), &testkit::staff(), T0).await.unwrap();
     let token = wallet::launch(&store, id, GAME_SERVER, "slot", T0).await.unwrap();
     let server = TestServer::start(store, T0, test_config()).await;
     Some((db, server, id, token))

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use club_rules::{Money, Points, Rules};
 use club_rules::online::{LimitKind, Period};
 use floor_server::audit::Actor;
+use floor_server::cashdesk;
 use floor_server::iaccount::cashier::{self, WithdrawalMethod, WithdrawalState};
 use floor_server::iaccount::responsible::{self, ExclusionOutcome};
 use floor_server::iaccount::testkit::{self, GAME_SERVER, staff};
@@ -34,7 +35,7 @@ async fn setup(backend: Backend) -> Option<(TestDb, Store)> {
 async fn funded(store: &Store, n: u32, cents: i64) -> (i64, String) {
     let id = testkit::active_account(store, n, T0).await.unwrap();
     if cents > 0 {
-        cashier::desk_deposit(store, id, eur(cents), &staff(), T0).await.unwrap();
+        cashier::desk_deposit(store, &Rules::default(), id, eur(cents), &staff(), T0).await.unwrap();
     }
     let token = wallet::launch(store, id, GAME_SERVER, "slot", T0).await.unwrap();
     (id, token)
@@ -207,7 +208,7 @@ async fn a_random_workload_leaves_the_ledger_equal_to_the_balances(backend: Back
                             e => Err(e),
                         })
                     }
-                    5 => cashier::desk_deposit(&store, *id, iaccount::positive(Money::from_cents(cents)).unwrap(), &staff(), T0).await.map(drop),
+                    5 => cashier::desk_deposit(&store, &Rules::default(), *id, iaccount::positive(Money::from_cents(cents)).unwrap(), &staff(), T0).await.map(drop),
                     _ => match cashier::request_withdrawal(&store, *id, WithdrawalMethod::Desk, eur(cents), T0).await {
                         Ok(w) if next() % 2 == 0 => cashier::cancel_withdrawal(&store, *id, w.id, T0).await.map_err(Into::into),
                         other => other.map(drop),
@@ -258,9 +259,9 @@ async fn a_deposit_limit_refuses_the_deposit_over_it(backend: Backend) {
     let Some((_db, store)) = setup(backend).await else { return };
     let (id, _token) = funded(&store, 1, 0).await;
     responsible::set_limit(&store, id, LimitKind::Deposit, Period::Week, Some(eur(5000)), T0).await.unwrap();
-    cashier::desk_deposit(&store, id, eur(4000), &staff(), T0).await.unwrap();
+    cashier::desk_deposit(&store, &Rules::default(), id, eur(4000), &staff(), T0).await.unwrap();
     assert!(matches!(
-        refused(cashier::desk_deposit(&store, id, eur(1001), &staff(), T0).await),
+        refused(cashier::desk_deposit(&store, &Rules::default(), id, eur(1001), &staff(), T0).await),
         Refusal::LimitReached { kind: LimitKind::Deposit, period: Period::Week }
     ));
 }
@@ -310,7 +311,7 @@ async fn a_floor_ban_refuses_online_play(backend: Backend) {
     };
     floor_server::club::add_exclusion(&store, &ban, &staff(), T0).await.unwrap();
     assert_eq!(refused(wallet::bet(&store, GAME_SERVER, &req(&token, "b1", 100), T0 + 1).await), Refusal::Blocked);
-    assert_eq!(refused(cashier::desk_deposit(&store, id, eur(100), &staff(), T0 + 1).await), Refusal::Blocked);
+    assert_eq!(refused(cashier::desk_deposit(&store, &Rules::default(), id, eur(100), &staff(), T0 + 1).await), Refusal::Blocked);
 }
 
 /// The account's person as a club member with an active card and 750 points: (member, card).
@@ -451,15 +452,16 @@ async fn withdrawals_need_10_eur_to_a_bank_are_held_above_the_aml_threshold_and_
     cashier::cancel_withdrawal(&store, id, big.id, T0).await.unwrap();
     assert!(cashier::cancel_withdrawal(&store, id, big.id, T0).await.is_err(), "cancelled once");
     assert_eq!(iaccount::get(&store, id).await.unwrap().balances.total(), eur(499_000));
-    cashier::mark_paid(&store, small.id, &staff(), T0).await.unwrap();
+    cashier::mark_paid(&store, &Rules::default(), small.id, &staff(), T0).await.unwrap();
     assert!(cashier::cancel_withdrawal(&store, id, small.id, T0).await.is_err(), "a paid withdrawal cannot be cancelled");
     assert!(matches!(
         refused(cashier::request_withdrawal(&store, id, WithdrawalMethod::Bank, eur(600_000), T0).await),
         Refusal::InsufficientFunds { .. }
     ));
-    let desk = cashier::desk_withdrawal(&store, id, eur(5000), &staff(), T0).await.unwrap();
+    let (desk, cash) = cashier::desk_withdrawal(&store, &Rules::default(), id, eur(5000), &staff(), T0).await.unwrap();
     assert_eq!(desk.state, WithdrawalState::Paid);
-    assert!(cashier::desk_withdrawal(&store, id, eur(5000), &Actor::System("x"), T0).await.is_err(), "staff only");
+    assert_eq!(cash.map(|c| c.day_total), Some(eur(500_000 + 5000)), "the desk's deposit and this withdrawal, in the day's cash");
+    assert!(cashier::desk_withdrawal(&store, &Rules::default(), id, eur(5000), &Actor::System("x"), T0).await.is_err(), "staff only");
     assert_ledger_matches(&store, id).await;
 }
 
@@ -473,11 +475,23 @@ async fn a_held_withdrawal_is_rejected_or_approved_by_staff_and_each_decision_is
     cashier::review_withdrawal(&store, rejected.id, false, &staff(), T0).await.unwrap();
     assert!(cashier::review_withdrawal(&store, rejected.id, true, &staff(), T0).await.is_err(), "decided once");
     assert_eq!(iaccount::get(&store, id).await.unwrap().balances.total(), eur(500_000), "a rejection gives the money back");
-    assert!(cashier::mark_paid(&store, approved.id, &staff(), T0).await.is_err(), "not paid before approval");
+    assert!(cashier::mark_paid(&store, &Rules::default(), approved.id, &staff(), T0).await.is_err(), "not paid before approval");
     cashier::review_withdrawal(&store, approved.id, true, &staff(), T0).await.unwrap();
-    cashier::mark_paid(&store, approved.id, &staff(), T0).await.unwrap();
+    cashier::mark_paid(&store, &Rules::default(), approved.id, &staff(), T0).await.unwrap();
     assert!(cashier::cancel_withdrawal(&store, id, approved.id, T0).await.is_err(), "a paid withdrawal cannot be cancelled");
     assert_eq!(iaccount::get(&store, id).await.unwrap().balances.total(), eur(500_000));
+    // A bank withdrawal is no cash at the desk: only the desk deposit that funded the account counts.
+    let person = iaccount::get(&store, id).await.unwrap().person_id;
+    let day = |store: Store| async move { cashdesk::day_total(&store, &Rules::default(), person, T0).await.unwrap() };
+    assert_eq!(day(store.clone()).await, eur(900_000));
+    // A desk withdrawal held for review is cash when the desk pays it out after approval.
+    let (held, cash) = cashier::desk_withdrawal(&store, &Rules::default(), id, eur(250_000), &staff(), T0).await.unwrap();
+    assert_eq!((held.state, cash), (WithdrawalState::Review, None), "held: no cash leaves the desk");
+    assert_eq!(day(store.clone()).await, eur(900_000));
+    cashier::review_withdrawal(&store, held.id, true, &staff(), T0).await.unwrap();
+    let paid = cashier::mark_paid(&store, &Rules::default(), held.id, &staff(), T0).await.unwrap();
+    assert_eq!(paid.map(|c| c.day_total), Some(eur(1_150_000)));
+    assert_eq!(day(store.clone()).await, eur(1_150_000));
     let audited: Vec<(String, String)> =
         sqlx::query_as("SELECT action, subject FROM audit_log WHERE action LIKE 'iaccount.withdrawal_%' ORDER BY id")
             .fetch_all(store.read())
@@ -487,6 +501,8 @@ async fn a_held_withdrawal_is_rejected_or_approved_by_staff_and_each_decision_is
         ("iaccount.withdrawal_reject", rejected.id),
         ("iaccount.withdrawal_approve", approved.id),
         ("iaccount.withdrawal_paid", approved.id),
+        ("iaccount.withdrawal_approve", held.id),
+        ("iaccount.withdrawal_paid", held.id),
     ]
     .map(|(a, w)| (a.to_owned(), format!("withdrawal:{w}")));
     assert_eq!(audited, expected);
@@ -496,7 +512,9 @@ async fn a_held_withdrawal_is_rejected_or_approved_by_staff_and_each_decision_is
 async fn a_voucher_deposits_its_amount_once(backend: Backend) {
     let Some((_db, store)) = setup(backend).await else { return };
     let (id, _token) = funded(&store, 1, 0).await;
-    let code = cashier::sell_voucher(&store, eur(2500), &staff(), T0).await.unwrap();
+    let buyer = iaccount::get(&store, id).await.unwrap().person_id;
+    let (code, cash) = cashier::sell_voucher(&store, &Rules::default(), buyer, eur(2500), &staff(), T0).await.unwrap();
+    assert_eq!(cash.day_total, eur(2500), "the voucher's cash is recorded for the buyer's day");
     assert_eq!(cashier::redeem_voucher(&store, id, &code.to_lowercase(), T0).await.unwrap(), eur(2500));
     assert!(cashier::redeem_voucher(&store, id, &code, T0).await.is_err());
     assert_eq!(iaccount::get(&store, id).await.unwrap().balances.deposited, eur(2500));
@@ -522,7 +540,7 @@ async fn inactive_accounts_are_paid_out_or_written_off(backend: Backend) {
     let (poor, _) = funded(&store, 2, 100).await;
     let (recent, _) = funded(&store, 3, 5000).await;
     let year = 365 * 24 * HOUR;
-    cashier::desk_deposit(&store, recent, eur(100), &staff(), T0 + year).await.unwrap();
+    cashier::desk_deposit(&store, &Rules::default(), recent, eur(100), &staff(), T0 + year).await.unwrap();
     let run = iaccount::jobs::inactivity(&store, T0 + year + HOUR).await.unwrap();
     assert_eq!((run.paid_out, run.written_off), (1, 1));
     for id in [rich, poor] {

@@ -4,22 +4,19 @@
 // Amounts in cents are written EUR_cents (4_000_00 is EUR 4,000.00).
 #![allow(clippy::inconsistent_digit_grouping)]
 
-use chrono::{DateTime, Months, TimeDelta, Utc};
+use chrono::{Months, TimeDelta};
 use club_rules::earning::{Earning, NoPointsReason, Receipt, ReceiptLine, Tender, TenderKind};
 use club_rules::membership::EndReason;
 use club_rules::pricing::Outlet;
 use club_rules::table::{Played, TableRating};
-use club_rules::{CardState, MachineType, MemberState, Money, Points, RefusalCode, Rules, RulesError, StaffId, Tier};
-use floor_protocol::CardNumber;
+use club_rules::{MachineType, MemberState, Money, Points, RefusalCode, Rules, RulesError, StaffId, Tier};
 use floor_server::audit::Actor;
-use floor_server::club::{self, NewExclusion, NewPerson};
 use floor_server::ledger::{self, CorrectionOutcome};
 use floor_server::store::{Backend, Store};
 use floor_server::testing::TestDb;
 
-const T0: i64 = 1_790_000_000_000;
-const DAY: i64 = 24 * 3600 * 1000;
-const SEED: Actor = Actor::System("test");
+mod common;
+use common::{DAY, SEED, T0, at, exclude, member, play, points_balance, scalar};
 
 floor_server::on_both_backends!(
     machine_play_earns_per_machine_type_and_carries_the_remainder,
@@ -39,10 +36,6 @@ floor_server::on_both_backends!(
     the_server_runs_the_jobs_on_its_own,
 );
 
-fn at(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap()
-}
-
 fn eur(cents: i64) -> Money {
     Money::from_cents(cents)
 }
@@ -57,52 +50,10 @@ async fn db(backend: Backend) -> Option<(TestDb, Store, Rules)> {
     Some((db, store, Rules::default()))
 }
 
-/// An active member with an active card, joined at `T0`: (person, member, card).
-async fn member(store: &Store, first: &str, card: &str) -> (i64, i64, i64) {
-    let mut tx = store.begin().await.unwrap();
-    let p = NewPerson { first_name: first.into(), last_name: "Test".into(), birth_date: "1980-01-01".into(), ..NewPerson::default() };
-    let person = club::create_person(&mut tx, &p, T0).await.unwrap();
-    let member = club::create_member(&mut tx, person, T0).await.unwrap();
-    let card = club::issue_card(&mut tx, member, &CardNumber::new(card), T0).await.unwrap();
-    tx.commit().await.unwrap();
-    club::set_card_state(store, card, CardState::Active, &SEED, T0).await.unwrap();
-    (person, member, card)
-}
-
-async fn play(store: &Store, rules: &Rules, member: i64, card: i64, machine: MachineType, cents: i64, ms: i64) -> Earning {
-    let mut tx = store.begin().await.unwrap();
-    let earning = ledger::apply_play(&mut tx, rules, member, Some(card), machine, eur(cents), at(ms), None).await.unwrap().unwrap();
-    tx.commit().await.unwrap();
-    earning
-}
-
-async fn exclude(store: &Store, person: i64, from: i64, until: Option<i64>) {
-    let e = NewExclusion {
-        kind: "own_request".into(),
-        person_id: Some(person),
-        personal_id: None,
-        first_name: None,
-        last_name: None,
-        birth_date: None,
-        starts_at: from,
-        ends_at: until,
-        reason: None,
-    };
-    club::add_exclusion(store, &e, &SEED, from).await.unwrap();
-}
-
-async fn scalar(store: &Store, sql: &'static str, member: i64) -> i64 {
-    sqlx::query_scalar(sql).bind(member).fetch_one(store.read()).await.unwrap()
-}
-
 /// Checks the ledger's invariants and returns the points balance: the cached balance equals the
 /// sum of the entries and the sum of the lots, and is not negative; the same for free play.
 async fn consistent_points(store: &Store, member: i64) -> i64 {
-    let cached = scalar(store, "SELECT points_balance FROM members WHERE id = $1", member).await;
-    let entries = scalar(store, "SELECT CAST(COALESCE(SUM(points), 0) AS BIGINT) FROM points_ledger WHERE member_id = $1", member).await;
-    let lots = scalar(store, "SELECT CAST(COALESCE(SUM(remaining), 0) AS BIGINT) FROM points_lots WHERE member_id = $1", member).await;
-    assert_eq!((cached, lots), (entries, entries), "balance, lots and entries agree");
-    assert!(cached >= 0);
+    let cached = points_balance(store, member).await;
     let fp = scalar(store, "SELECT free_play_cents FROM members WHERE id = $1", member).await;
     let fp_entries =
         scalar(store, "SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM free_play_ledger WHERE member_id = $1", member).await;

@@ -5,23 +5,18 @@
 // Amounts in cents are written EUR_cents (4_50 is EUR 4.50).
 #![allow(clippy::inconsistent_digit_grouping)]
 
-use chrono::{DateTime, Utc};
 use club_rules::earning::{Tender, TenderKind};
 use club_rules::pricing::{Outlet, PayWith};
-use club_rules::{CardState, MachineType, Money, Points, RefusalCode, Rules, RulesError};
-use floor_protocol::CardNumber;
-use floor_server::audit::Actor;
+use club_rules::{MachineType, Money, Points, RefusalCode, Rules, RulesError};
 use floor_server::catalogue::{self, Article};
-use floor_server::club::{self, NewExclusion, NewPerson};
 use floor_server::ledger::outlet::{self, ReversalKind, Sale, SaleLine};
 use floor_server::ledger::{self};
 use floor_server::store::{Backend, Store};
 use floor_server::terminals::{self, TerminalKind, TerminalSpec};
 use floor_server::testing::TestDb;
 
-const T0: i64 = 1_790_000_000_000;
-const DAY: i64 = 24 * 3600 * 1000;
-const SEED: Actor = Actor::System("test");
+mod common;
+use common::{DAY, SEED, T0, at, exclude, member, play, points_balance as balance, scalar};
 const BAR: &str = "BAR-1";
 
 floor_server::on_both_backends!(
@@ -34,10 +29,6 @@ floor_server::on_both_backends!(
     an_excluded_member_cannot_pay_with_points_and_earns_nothing,
     catalogue_changes_are_audited_and_inactive_articles_cannot_be_sold,
 );
-
-fn at(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap()
-}
 
 fn article(sku: &str, category: &str, points: Option<i64>, showcase: bool, discounted: bool) -> Article {
     Article {
@@ -58,20 +49,9 @@ async fn floor(backend: Backend) -> Option<(TestDb, Store, Rules, i64, i64)> {
     let db = TestDb::new(backend).await?;
     let store = db.store().await;
     let rules = Rules::default();
-    let mut tx = store.begin().await.unwrap();
-    let p = NewPerson { first_name: "Ana".into(), last_name: "Test".into(), birth_date: "1980-01-01".into(), ..NewPerson::default() };
-    let person = club::create_person(&mut tx, &p, T0).await.unwrap();
-    let member = club::create_member(&mut tx, person, T0).await.unwrap();
-    let card = club::issue_card(&mut tx, member, &CardNumber::new("CARDANA"), T0).await.unwrap();
-    tx.commit().await.unwrap();
-    club::set_card_state(&store, card, CardState::Active, &SEED, T0).await.unwrap();
+    let (person, member, card) = member(&store, "Ana", "CARDANA").await;
     for (cents, ms) in [(800_00, T0), (4_000_00, T0 + DAY)] {
-        let mut tx = store.begin().await.unwrap();
-        ledger::apply_play(&mut tx, &rules, member, Some(card), MachineType::Slot, Money::from_cents(cents), at(ms), None)
-            .await
-            .unwrap()
-            .unwrap();
-        tx.commit().await.unwrap();
+        play(&store, &rules, member, card, MachineType::Slot, cents, ms).await;
     }
     sqlx::query("UPDATE members SET tier = 'gold' WHERE id = $1").bind(member).execute(store.read()).await.unwrap();
     let articles = vec![
@@ -99,20 +79,6 @@ fn sale(ticket: &str, outlet: Outlet, lines: Vec<SaleLine>) -> Sale {
 
 fn cash(cents: i64) -> Vec<Tender> {
     vec![Tender { kind: TenderKind::Cash, amount: Money::from_cents(cents) }]
-}
-
-async fn scalar(store: &Store, sql: &'static str, member: i64) -> i64 {
-    sqlx::query_scalar(sql).bind(member).fetch_one(store.read()).await.unwrap()
-}
-
-/// The points balance, after checking that the cached balance, the entries and the lots agree.
-async fn balance(store: &Store, member: i64) -> i64 {
-    let cached = scalar(store, "SELECT points_balance FROM members WHERE id = $1", member).await;
-    let entries = scalar(store, "SELECT CAST(COALESCE(SUM(points), 0) AS BIGINT) FROM points_ledger WHERE member_id = $1", member).await;
-    let lots = scalar(store, "SELECT CAST(COALESCE(SUM(remaining), 0) AS BIGINT) FROM points_lots WHERE member_id = $1", member).await;
-    assert_eq!((cached, lots), (entries, entries), "balance, lots and entries agree");
-    assert!(cached >= 0);
-    cached
 }
 
 /// Each lot's remaining points, oldest first.
@@ -273,18 +239,7 @@ async fn bad_tickets_are_refused_and_write_nothing(backend: Backend) {
 async fn an_excluded_member_cannot_pay_with_points_and_earns_nothing(backend: Backend) {
     let Some((_db, store, rules, member, person)) = floor(backend).await else { return };
     let now = T0 + 2 * DAY;
-    let e = NewExclusion {
-        kind: "own_request".into(),
-        person_id: Some(person),
-        personal_id: None,
-        first_name: None,
-        last_name: None,
-        birth_date: None,
-        starts_at: now - 1,
-        ends_at: None,
-        reason: None,
-    };
-    club::add_exclusion(&store, &e, &SEED, now).await.unwrap();
+    exclude(&store, person, now - 1, None).await;
     let dinner = sale("X-1", Outlet::Restaurant, vec![line("DINNER", 1, 45_00, PayWith::Points)]);
     let refused = outlet::settle(&store, &rules, &dinner, &[], Points(450), at(now)).await.unwrap();
     assert_eq!(refused.unwrap_err(), RulesError::Refused(RefusalCode::SelfExcluded));

@@ -5,24 +5,16 @@
 // Amounts in cents are written EUR_cents (4_000_00 is EUR 4,000.00).
 #![allow(clippy::inconsistent_digit_grouping)]
 
-use chrono::{DateTime, Utc};
-use club_rules::{CardState, MachineType, Money, Rules};
-use floor_protocol::CardNumber;
-use floor_server::audit::Actor;
-use floor_server::club::{self, NewExclusion, NewPerson};
+use club_rules::{MachineType, Money, Rules};
+use floor_server::club::{self, NewExclusion};
 use floor_server::ledger::{self, EventRef, PlayBatch};
 use floor_server::store::{Backend, Store};
 use floor_server::testing::TestDb;
 
-const T0: i64 = 1_790_000_000_000;
-const DAY: i64 = 24 * 3600 * 1000;
-const SEED: Actor = Actor::System("test");
+mod common;
+use common::{DAY, SEED, T0, at, member, play};
 
 floor_server::on_both_backends!(a_batch_writes_exactly_what_play_by_play_writes);
-
-fn at(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap()
-}
 
 /// One play of the script.
 #[derive(Clone, Copy, Debug)]
@@ -71,23 +63,14 @@ fn script() -> Vec<Step> {
 async fn seed(store: &Store, rules: &Rules) -> Vec<(i64, i64)> {
     let mut members = Vec::new();
     for (i, name) in ["Ana", "Bor", "Cvet", "Dan"].iter().enumerate() {
-        let mut tx = store.begin().await.unwrap();
-        let p = NewPerson { first_name: (*name).into(), last_name: "Test".into(), birth_date: "1980-01-01".into(), ..NewPerson::default() };
-        let person = club::create_person(&mut tx, &p, T0).await.unwrap();
-        let member = club::create_member(&mut tx, person, T0).await.unwrap();
-        let card = club::issue_card(&mut tx, member, &CardNumber::new(format!("BATCH{i}")), T0).await.unwrap();
-        tx.commit().await.unwrap();
-        club::set_card_state(store, card, CardState::Active, &SEED, T0).await.unwrap();
+        let (person, member, card) = member(store, name, &format!("BATCH{i}")).await;
         let seeds: Vec<(i64, i64)> = if i == 3 {
             vec![(T0, 36_000_00)]
         } else {
             (0..6).map(|d| (T0 + d * DAY / 2 + i as i64, 4_000_00 + d * 100_00)).collect()
         };
         for (ms, cents) in seeds {
-            let mut tx = store.begin().await.unwrap();
-            let wagered = Money::from_cents(cents);
-            ledger::apply_play(&mut tx, rules, member, Some(card), MachineType::Slot, wagered, at(ms), None).await.unwrap().unwrap();
-            tx.commit().await.unwrap();
+            play(store, rules, member, card, MachineType::Slot, cents, ms).await;
         }
         if i == 2 {
             let e = NewExclusion {

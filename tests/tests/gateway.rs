@@ -20,6 +20,7 @@ floor_server::on_both_backends!(
     a_reconnecting_terminal_resumes_where_the_server_stopped,
     shutdown_answers_every_event_it_took,
     a_balance_request_is_answered_by_id_and_gated,
+    heartbeats_mark_the_terminal_online_and_a_silent_link_is_closed,
 );
 
 fn card_in(session: &str, card: &str) -> TerminalEvent {
@@ -345,4 +346,37 @@ async fn a_balance_request_is_answered_by_id_and_gated(backend: Backend) {
         let answer = call(&mut link, &ask(id, card)).await;
         assert!(matches!(&answer, ServerMessage::Reply { id: i, reply: Reply::Refused { code: c, .. } } if *i == id && *c == code), "{card}: {answer:?}");
     }
+}
+
+async fn heartbeats_mark_the_terminal_online_and_a_silent_link_is_closed(backend: Backend) {
+    use floor_server::config::GatewaySettings;
+    use floor_server::terminals;
+    use std::time::{Duration, Instant};
+    let mut config = floor_server::testing::test_config();
+    config.gateway = GatewaySettings { idle_timeout_ms: 1500, seen_mark_ms: 0 };
+    let Some(floor) = Floor::start_with(backend, config).await else { return };
+    let (mut link, _) = floor.connect(0).await;
+    let last_seen = || async {
+        sqlx::query_scalar::<_, Option<i64>>("SELECT last_seen_at FROM terminals WHERE id = 'SLOT-1'").fetch_one(floor.store().read()).await.unwrap()
+    };
+    sqlx::query("UPDATE terminals SET last_seen_at = NULL WHERE id = 'SLOT-1'").execute(floor.store().read()).await.unwrap();
+    // Heartbeats keep the link up past the idle timeout, and each marks the terminal seen.
+    let mut last_frame = Instant::now();
+    for _ in 0..4 {
+        last_frame = Instant::now();
+        let pong = call(&mut link, &TerminalMessage::Heartbeat { at: T0 }).await;
+        assert!(matches!(pong, ServerMessage::Pong { .. }), "{pong:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(last_seen().await, Some(T0), "the server's clock stands at T0");
+    let slot = terminals::list(floor.store()).await.unwrap().into_iter().find(|t| t.id == "SLOT-1").unwrap();
+    assert!(slot.is_online(T0));
+    assert!(!slot.is_online(T0 + terminals::ONLINE_WITHIN_MS + 1), "not seen for a minute: offline");
+    // Then silence, as behind a pulled cable: the server closes the connection as dead.
+    match tokio::time::timeout(WAIT, link.recv()).await {
+        Ok(Ok(ServerMessage::Error { code: ErrorCode::Unavailable, .. })) => {}
+        other => panic!("expected the idle close, got {other:?}"),
+    }
+    assert!(matches!(tokio::time::timeout(WAIT, link.recv()).await, Ok(Err(_))), "the socket is closed");
+    assert!(last_frame.elapsed() >= Duration::from_millis(1500), "closed only after the idle timeout");
 }

@@ -7,6 +7,12 @@
 //! taken (not JSON, an unknown type, too large, an event before Hello) are answered with an error
 //! frame and the connection carries on; nothing about them is stored.
 //!
+//! A dead link is noticed from this side too: terminals send a heartbeat every few seconds, so a
+//! connection silent for the idle timeout (30 s by default, `GatewaySettings`) is a half-open one (a
+//! pulled cable, a dead switch) and is closed. Heartbeats also mark the terminal seen, at most every
+//! 20 s by default, which is what the manager's console reads as online
+//! (`terminals::TerminalStatus::is_online`).
+//!
 //! Shutdown: the connection stops reading, waits for the answers to the events it already handed
 //! on, sends them, and closes.
 
@@ -91,12 +97,23 @@ async fn connection(socket: WebSocket, terminal: Arc<Terminal>, state: AppState)
     let mut revocation = tokio::time::interval(REVOCATION_CHECK);
     revocation.tick().await;
     let shutdown = state.shutdown.clone();
+    let idle_timeout = Duration::from_millis(state.gateway.idle_timeout_ms);
+    let seen_mark = Duration::from_millis(state.gateway.seen_mark_ms);
+    let idle = tokio::time::sleep(idle_timeout);
+    tokio::pin!(idle);
+    let mut marked = tokio::time::Instant::now();
 
     loop {
         let frame = tokio::select! {
             biased;
             _ = shutdown.cancelled() => {
                 let _ = out.send(Outgoing::Close(ErrorCode::Unavailable, "server shutting down".into())).await;
+                break;
+            }
+            _ = &mut idle => {
+                metrics::counter!("floor_gateway_idle_closed_total").increment(1);
+                tracing::warn!(after_ms = state.gateway.idle_timeout_ms, "terminal silent; closing the connection as dead");
+                let _ = out.send(Outgoing::Close(ErrorCode::Unavailable, "no frame within the idle timeout".into())).await;
                 break;
             }
             b = broadcasts.recv() => {
@@ -122,6 +139,7 @@ async fn connection(socket: WebSocket, terminal: Arc<Terminal>, state: AppState)
             }
             f = stream.next() => f,
         };
+        idle.as_mut().reset(tokio::time::Instant::now() + idle_timeout);
         let text = match frame {
             None | Some(Ok(Message::Close(_))) => break,
             Some(Err(e)) => {
@@ -171,6 +189,16 @@ async fn connection(socket: WebSocket, terminal: Arc<Terminal>, state: AppState)
             }
             TerminalMessage::Heartbeat { .. } => {
                 let _ = out.send(Outgoing::Now(ServerMessage::Pong { server_time: state.clock.now_ms() })).await;
+                if hello && marked.elapsed() >= seen_mark {
+                    marked = tokio::time::Instant::now();
+                    // Off the read loop: a busy database must not hold up the terminal's frames.
+                    let (state, id) = (state.clone(), terminal.id.clone());
+                    state.tasks.clone().spawn(async move {
+                        if let Err(e) = terminals::mark_seen(&state.store, &id, state.clock.now_ms()).await {
+                            tracing::warn!(error = %e, "could not mark the terminal seen");
+                        }
+                    });
+                }
             }
             TerminalMessage::Request { id, .. } if !hello => {
                 let reply = floor_protocol::Reply::failed(ErrorCode::HelloRequired, "say hello first");
@@ -211,6 +239,9 @@ async fn connection(socket: WebSocket, terminal: Arc<Terminal>, state: AppState)
     }
     drop(out);
     let _ = sender.await;
+    if hello && let Err(e) = terminals::mark_seen(&state.store, &terminal.id, state.clock.now_ms()).await {
+        tracing::warn!(error = %e, "could not mark the terminal seen");
+    }
     metrics::gauge!("floor_gateway_connections").decrement(1.0);
     tracing::info!("terminal disconnected");
 }
@@ -240,11 +271,7 @@ async fn hello_ack(state: &AppState, terminal: &Terminal) -> crate::error::Resul
         .bind(&terminal.id)
         .fetch_one(state.store.read())
         .await?;
-    sqlx::query("UPDATE terminals SET last_seen_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(&terminal.id)
-        .execute(state.store.read())
-        .await?;
+    terminals::mark_seen(&state.store, &terminal.id, now).await?;
     Ok(ServerMessage::HelloAck {
         protocol: PROTOCOL_VERSION,
         terminal: terminal.id.clone(),

@@ -9,11 +9,15 @@
 //! processor's success, a bank statement line) is always credited, whatever the limits: the gate
 //! and the deposit limits are asked when a deposit is started, for the methods that have a start.
 //!
-//! Not here: the console pages (the cashier console calls [`desk_deposit`],
-//! [`desk_withdrawal`] and [`sell_voucher`] with the staff member as the actor).
+//! Cash at a desk is recorded for the person's gaming day ([`cashdesk::record_cash`]) by the same
+//! functions, in the same transaction as the movement: [`desk_deposit`], [`desk_withdrawal`],
+//! [`sell_voucher`] and [`mark_paid`] of a desk withdrawal cannot move cash the day's total misses.
+//!
+//! Not here: the console pages (the cashier console calls these with the staff member as the
+//! actor, after its identity check).
 
-use club_rules::Money;
 use club_rules::online::{self, Balances};
+use club_rules::{Money, Rules};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -21,6 +25,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::{Delta, Entry, EntryKind, Refusal, WalletError, WalletResult, gate, limit_rows, lock, period_index, post, usage};
 use crate::audit::{self, Actor};
+use crate::cashdesk::{self, CashKind, CashTotal};
 use crate::clock::Millis;
 use crate::error::{Error, Result};
 use crate::ledger::time;
@@ -100,8 +105,9 @@ pub(crate) async fn credit_deposit(
     Ok(id)
 }
 
-/// Cash paid in at a casino desk. Returns the deposit's id.
-pub async fn desk_deposit(store: &Store, account_id: i64, amount: Money, actor: &Actor, now: Millis) -> WalletResult<i64> {
+/// Cash paid in at a casino desk, recorded for the person's gaming day in the same transaction.
+/// Returns the deposit's id and the person's cash for the day.
+pub async fn desk_deposit(store: &Store, rules: &Rules, account_id: i64, amount: Money, actor: &Actor, now: Millis) -> WalletResult<(i64, CashTotal)> {
     staff_only(actor)?;
     let amount = super::positive(amount)?;
     let mut tx = store.begin().await?;
@@ -110,8 +116,9 @@ pub async fn desk_deposit(store: &Store, account_id: i64, amount: Money, actor: 
     let reference = format!("desk:{}", uuid::Uuid::new_v4());
     let id = credit_deposit(&mut tx, account_id, "desk", amount, &reference, &actor.code(), now).await?;
     audit::record(&mut tx, now, actor, "iaccount.desk_deposit", &format!("iaccount:{account_id}"), None::<()>, Some(amount.cents())).await?;
+    let cash = cashdesk::record_cash(&mut tx, rules, account.person_id, CashKind::OnlineDeposit, amount, Some(&format!("iaccount_deposit:{id}")), actor, now).await?;
     tx.commit().await?;
-    Ok(id)
+    Ok((id, cash))
 }
 
 /// Where a withdrawal goes.
@@ -238,12 +245,14 @@ fn state_code(s: WithdrawalState) -> &'static str {
     }
 }
 
-/// Cash paid out at a casino desk: paid at once, unless above the AML threshold, where it waits
-/// for review like any other. Returns the withdrawal.
-pub async fn desk_withdrawal(store: &Store, account_id: i64, amount: Money, actor: &Actor, now: Millis) -> WalletResult<Withdrawal> {
+/// Cash paid out at a casino desk: paid at once and recorded for the person's gaming day, unless
+/// above the AML threshold, where it waits for review like any other (and is recorded when
+/// [`mark_paid`] pays it). Returns the withdrawal and, when paid now, the person's cash for the day.
+pub async fn desk_withdrawal(store: &Store, rules: &Rules, account_id: i64, amount: Money, actor: &Actor, now: Millis) -> WalletResult<(Withdrawal, Option<CashTotal>)> {
     staff_only(actor)?;
     let mut tx = store.begin().await?;
     let mut w = withdraw(&mut tx, account_id, WithdrawalMethod::Desk, amount, &actor.code(), now).await?;
+    let mut cash = None;
     if w.state == WithdrawalState::Pending {
         sqlx::query("UPDATE withdrawals SET state = 'paid', decided_at = $1, decided_by = $2 WHERE id = $3")
             .bind(now)
@@ -252,10 +261,13 @@ pub async fn desk_withdrawal(store: &Store, account_id: i64, amount: Money, acto
             .execute(&mut *tx)
             .await?;
         w.state = WithdrawalState::Paid;
+        let person: i64 = sqlx::query_scalar("SELECT person_id FROM iaccounts WHERE id = $1").bind(account_id).fetch_one(&mut *tx).await?;
+        let reference = format!("iaccount_withdrawal:{}", w.id);
+        cash = Some(cashdesk::record_cash(&mut tx, rules, person, CashKind::OnlineWithdrawal, amount, Some(&reference), actor, now).await?);
     }
     audit::record(&mut tx, now, actor, "iaccount.desk_withdrawal", &format!("iaccount:{account_id}"), None::<()>, Some(&w)).await?;
     tx.commit().await?;
-    Ok(w)
+    Ok((w, cash))
 }
 
 /// Gives back what a withdrawal took and moves it to `to` (cancelled by the player, rejected by
@@ -318,22 +330,20 @@ async fn give_back(
 /// Moves a withdrawal from state `from` to `to` as `actor`'s decision, audited in the same
 /// transaction; `conflict` is the error when it is not in `from`.
 #[allow(clippy::too_many_arguments)]
-async fn decide(store: &Store, withdrawal_id: i64, from: &str, to: &str, actor: &Actor, what: &str, conflict: &str, now: Millis) -> Result<()> {
-    let mut tx = store.begin().await?;
+async fn decide(tx: &mut Transaction<'static, Any>, withdrawal_id: i64, from: &str, to: &str, actor: &Actor, what: &str, conflict: &str, now: Millis) -> Result<()> {
     let n = sqlx::query("UPDATE withdrawals SET state = $1, decided_at = $2, decided_by = $3 WHERE id = $4 AND state = $5")
         .bind(to)
         .bind(now)
         .bind(actor.code())
         .bind(withdrawal_id)
         .bind(from)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected();
     if n != 1 {
         return Err(Error::Conflict(conflict.into()));
     }
-    audit::record(&mut tx, now, actor, what, &format!("withdrawal:{withdrawal_id}"), None::<()>, None::<()>).await?;
-    tx.commit().await?;
+    audit::record(tx, now, actor, what, &format!("withdrawal:{withdrawal_id}"), None::<()>, None::<()>).await?;
     Ok(())
 }
 
@@ -347,17 +357,46 @@ pub async fn review_withdrawal(store: &Store, withdrawal_id: i64, approve: bool,
     staff_only(actor)?;
     if approve {
         let conflict = "the withdrawal is not in review";
-        decide(store, withdrawal_id, "review", "pending", actor, "iaccount.withdrawal_approve", conflict, now).await
+        let mut tx = store.begin().await?;
+        decide(&mut tx, withdrawal_id, "review", "pending", actor, "iaccount.withdrawal_approve", conflict, now).await?;
+        tx.commit().await?;
+        Ok(())
     } else {
         let staff = Some((actor, "iaccount.withdrawal_reject"));
         give_back(store, None, withdrawal_id, WithdrawalState::Rejected, &actor.code(), staff, now).await
     }
 }
 
-/// Marks a pending bank withdrawal paid (the transfer was sent).
-pub async fn mark_paid(store: &Store, withdrawal_id: i64, actor: &Actor, now: Millis) -> Result<()> {
+/// Marks a pending withdrawal paid: a bank withdrawal when its transfer was sent, a desk withdrawal
+/// (approved after review) when the cash is handed over, which is then recorded for the person's
+/// gaming day in the same transaction. Returns that day's total for a desk withdrawal.
+pub async fn mark_paid(store: &Store, rules: &Rules, withdrawal_id: i64, actor: &Actor, now: Millis) -> Result<Option<CashTotal>> {
     staff_only(actor)?;
-    decide(store, withdrawal_id, "pending", "paid", actor, "iaccount.withdrawal_paid", "only a pending withdrawal can be paid", now).await
+    let mut tx = store.begin().await?;
+    decide(&mut tx, withdrawal_id, "pending", "paid", actor, "iaccount.withdrawal_paid", "only a pending withdrawal can be paid", now).await?;
+    let row = sqlx::query("SELECT w.method, w.amount_cents, a.person_id FROM withdrawals w JOIN iaccounts a ON a.id = w.account_id WHERE w.id = $1")
+        .bind(withdrawal_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let method: String = row.try_get("method")?;
+    let cash = if method == method_code(WithdrawalMethod::Desk) {
+        let amount = Money::from_cents(row.try_get("amount_cents")?);
+        let reference = format!("iaccount_withdrawal:{withdrawal_id}");
+        Some(cashdesk::record_cash(&mut tx, rules, row.try_get("person_id")?, CashKind::OnlineWithdrawal, amount, Some(&reference), actor, now).await?)
+    } else {
+        None
+    };
+    tx.commit().await?;
+    Ok(cash)
+}
+
+/// The withdrawals of an account that a desk may pay out now: at a desk, approved after review.
+pub async fn payable_at_desk(store: &Store, account_id: i64) -> Result<Vec<(i64, Money)>> {
+    let rows = sqlx::query("SELECT id, amount_cents FROM withdrawals WHERE account_id = $1 AND method = 'desk' AND state = 'pending' ORDER BY id")
+        .bind(account_id)
+        .fetch_all(store.read())
+        .await?;
+    rows.iter().map(|r| Ok((r.try_get("id")?, Money::from_cents(r.try_get("amount_cents")?)))).collect()
 }
 
 fn voucher_hash(code: &str) -> String {
@@ -365,8 +404,10 @@ fn voucher_hash(code: &str) -> String {
     hex::encode(Sha256::digest(normal.as_bytes()))
 }
 
-/// Sells an activation voucher at a desk: returns its code (shown once, printed for the buyer).
-pub async fn sell_voucher(store: &Store, amount: Money, actor: &Actor, now: Millis) -> WalletResult<String> {
+/// Sells an activation voucher at a desk to `buyer` (a person), who pays cash: recorded for the
+/// buyer's gaming day in the same transaction. Returns its code (shown once, printed for the
+/// buyer) and the buyer's cash for the day.
+pub async fn sell_voucher(store: &Store, rules: &Rules, buyer: i64, amount: Money, actor: &Actor, now: Millis) -> WalletResult<(String, CashTotal)> {
     staff_only(actor)?;
     let amount = super::positive(amount)?;
     // 16 characters from an alphabet without look-alikes: about 80 bits.
@@ -384,8 +425,9 @@ pub async fn sell_voucher(store: &Store, amount: Money, actor: &Actor, now: Mill
         .fetch_one(&mut *tx)
         .await?;
     audit::record(&mut tx, now, actor, "iaccount.voucher_sold", &format!("voucher:{id}"), None::<()>, Some(amount.cents())).await?;
+    let cash = cashdesk::record_cash(&mut tx, rules, buyer, CashKind::VoucherSale, amount, Some(&format!("voucher:{id}")), actor, now).await?;
     tx.commit().await?;
-    Ok(code)
+    Ok((code, cash))
 }
 
 /// The player redeems a voucher code: its amount is deposited, once.
@@ -576,14 +618,14 @@ pub struct OpenWithdrawal {
     pub requested_at: Millis,
 }
 
-/// The withdrawals staff must act on, oldest first: in review (to approve or reject) and pending
-/// bank transfers (to mark paid once sent). Desk withdrawals the player asked for online are
-/// pending until paid at a desk, and listed too.
+/// The withdrawals a manager must act on, oldest first: in review (to approve or reject) and
+/// pending bank transfers (to mark paid once sent). Pending desk withdrawals are not listed: the
+/// cashier desk pays them out (`payable_at_desk`).
 pub async fn open_withdrawals(store: &Store) -> Result<Vec<OpenWithdrawal>> {
     let rows = sqlx::query(
         "SELECT w.id, w.account_id, a.player_no, p.first_name, p.last_name, w.method, w.iban, w.amount_cents, w.state, w.created_at \
          FROM withdrawals w JOIN iaccounts a ON a.id = w.account_id JOIN persons p ON p.id = a.person_id \
-         WHERE w.state IN ('review', 'pending') ORDER BY w.created_at, w.id",
+         WHERE w.state = 'review' OR (w.state = 'pending' AND w.method = 'bank') ORDER BY w.created_at, w.id",
     )
     .fetch_all(store.read())
     .await?;

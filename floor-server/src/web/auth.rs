@@ -154,7 +154,7 @@ async fn load_staff(store: &Store, id: i64, session: Session) -> Result<Option<S
         id,
         username: row.try_get("username")?,
         display_name: row.try_get("display_name")?,
-        roles: roles.split(',').filter_map(Role::from_code).collect(),
+        roles: crate::staff::parse_roles(&roles),
         lang: Lang::from_code(&row.try_get::<String, _>("language")?).unwrap_or_default(),
         session,
     }))

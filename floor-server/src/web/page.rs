@@ -31,6 +31,7 @@ const CONSOLES: &[(&str, &str, &[Role])] = &[
     ("/manager/terminals", "nav.terminals", roles::TERMINALS),
     ("/iaccount/withdrawals", "nav.withdrawals", roles::MANAGER),
     ("/iaccount/game-servers", "nav.game_servers", roles::GAME_SERVERS),
+    ("/admin/staff", "nav.staff", roles::ADMIN),
 ];
 
 /// The layout's context, passed to every template as `ctx`.

@@ -2,11 +2,10 @@
 //! desk, and the cash a person moved today (warning at the reporting threshold) with the list of
 //! reportable days.
 //!
-//! The online account's cash deposits, withdrawals and activation vouchers are moved by the
-//! i-Account's desk functions (`iaccount::cashier`), after the identity check; when one succeeds
-//! the desk records its cash (`cashdesk::record_cash`) and shows the day's total. The i-Account
-//! commits its own transaction, so the cash record is a second, immediate one: a crash between the
-//! two would leave a movement out of the day's total (see the closing note).
+//! The online account's cash deposits, withdrawals (also those approved after review, paid out
+//! here) and activation vouchers are moved by the i-Account's desk functions (`iaccount::cashier`)
+//! after the identity check; they record the cash for the person's gaming day in the movement's
+//! own transaction, and the desk shows the day's total they return.
 
 use askama::Template;
 use axum::Form;
@@ -19,7 +18,7 @@ use serde::Deserialize;
 
 use super::{MemberView, done, member_by_number, member_view, money, parse_money, refusal_text};
 use crate::app::AppState;
-use crate::cashdesk::{self, CashKind, REPORT_THRESHOLD_CENTS};
+use crate::cashdesk::{self, CashTotal, REPORT_THRESHOLD_CENTS};
 use crate::error::{Error, Result};
 use crate::iaccount::WalletError;
 use crate::iaccount::cashier::{self as iaccount_cashier, WithdrawalState};
@@ -38,6 +37,7 @@ pub(super) fn routes() -> Vec<Route> {
         Route { method: Method::POST, path: "/cashier/member/{id}/deposit", access: c, handler: post(online_deposit) },
         Route { method: Method::POST, path: "/cashier/member/{id}/withdraw", access: c, handler: post(online_withdrawal) },
         Route { method: Method::POST, path: "/cashier/member/{id}/voucher", access: c, handler: post(voucher) },
+        Route { method: Method::POST, path: "/cashier/member/{id}/withdrawal/{wid}/pay", access: c, handler: post(pay_approved) },
     ]
 }
 
@@ -62,6 +62,8 @@ struct DeskPage {
     not_found: bool,
     /// The online account's withdrawable balance, when the person has an account.
     online: Option<String>,
+    /// Desk withdrawals approved after review, waiting to be paid out here: (id, amount).
+    payable: Vec<(i64, String)>,
     /// A voucher just sold: its code (shown once) and the message.
     voucher: Option<(String, String)>,
 }
@@ -81,15 +83,19 @@ async fn load_desk(state: &AppState, user: &StaffUser, q: DeskQuery, voucher: Op
         (None, n) => member_by_number(state, n).await.ok(),
     };
     let not_found = member_id.is_none() && !q.number.trim().is_empty();
-    let (member, identity_ok, total, online) = match member_id {
+    let (member, identity_ok, total, online, payable) = match member_id {
         Some(id) => {
             let m = member_view(state, id).await?;
             let ok = cashdesk::identity_is_fresh(&state.store, m.person_id, &user.actor(), now).await?;
             let total = cashdesk::day_total(&state.store, &state.rules, m.person_id, now).await?;
-            let online = online_account(state, m.person_id).await?.map(|(_, balance)| money(&balance));
-            (Some(m), ok, total, online)
+            let account = online_account(state, m.person_id).await?;
+            let payable = match account {
+                Some((account, _)) => iaccount_cashier::payable_at_desk(&state.store, account).await?.into_iter().map(|(w, a)| (w, money(&a))).collect(),
+                None => Vec::new(),
+            };
+            (Some(m), ok, total, account.map(|(_, balance)| money(&balance)), payable)
         }
-        None => (None, false, Money::ZERO, None),
+        None => (None, false, Money::ZERO, None, Vec::new()),
     };
     let ctx = if voucher.is_some() { Ctx::for_user(user, "/cashier") } else { Ctx::staff(state, user, "/cashier").await };
     Ok(DeskPage {
@@ -102,6 +108,7 @@ async fn load_desk(state: &AppState, user: &StaffUser, q: DeskQuery, voucher: Op
         warning_text: user.tr().fmt("cashier.over_threshold", &[("threshold", &money(&Money::from_cents(REPORT_THRESHOLD_CENTS)))]),
         not_found,
         online,
+        payable,
         voucher,
     })
 }
@@ -208,18 +215,14 @@ fn wallet_error(t: &crate::web::Tr, e: WalletError) -> Error {
     }
 }
 
-/// Records the cash of a movement that has happened and says what the day's total is now.
-async fn cash_recorded(state: &AppState, user: &StaffUser, person: i64, kind: CashKind, amount: Money, reference: &str, now: i64) -> Result<String> {
-    let t = user.tr();
-    let mut tx = state.store.begin().await?;
-    let total = cashdesk::record_cash(&mut tx, &state.rules, person, kind, amount, Some(reference), &user.actor(), now).await?;
-    tx.commit().await?;
+/// What the desk says of the person's cash for the day after a movement.
+fn cash_text(t: &crate::web::Tr, total: &CashTotal) -> String {
     let mut text = t.fmt("cashier.cash_total", &[("total", &money(&total.day_total))]);
     if total.reportable {
         text.push(' ');
         text.push_str(&t.fmt("cashier.over_threshold", &[("threshold", &money(&Money::from_cents(REPORT_THRESHOLD_CENTS)))]));
     }
-    Ok(text)
+    text
 }
 
 /// The checks every cash form makes first: the member's person, a fresh identity check, an amount.
@@ -242,9 +245,8 @@ async fn online_deposit(State(state): State<AppState>, user: StaffUser, Path(mem
     let result = async {
         let (person, amount) = cash_form(&state, &user, member, &f.amount, now).await?;
         let (account, _) = online_account(&state, person).await?.ok_or_else(|| Error::invalid(t.get("cashier.no_online_account")))?;
-        let id = iaccount_cashier::desk_deposit(&state.store, account, amount, &user.actor(), now).await.map_err(|e| wallet_error(&t, e))?;
-        let total = cash_recorded(&state, &user, person, CashKind::OnlineDeposit, amount, &format!("iaccount_deposit:{id}"), now).await?;
-        Ok(format!("{} {total}", t.fmt("cashier.deposited", &[("amount", &money(&amount))])))
+        let (_, cash) = iaccount_cashier::desk_deposit(&state.store, &state.rules, account, amount, &user.actor(), now).await.map_err(|e| wallet_error(&t, e))?;
+        Ok(format!("{} {}", t.fmt("cashier.deposited", &[("amount", &money(&amount))]), cash_text(&t, &cash)))
     }
     .await;
     done(&state, &user, result, &format!("/cashier?member={member}")).await
@@ -256,13 +258,11 @@ async fn online_withdrawal(State(state): State<AppState>, user: StaffUser, Path(
     let result = async {
         let (person, amount) = cash_form(&state, &user, member, &f.amount, now).await?;
         let (account, _) = online_account(&state, person).await?.ok_or_else(|| Error::invalid(t.get("cashier.no_online_account")))?;
-        let w = iaccount_cashier::desk_withdrawal(&state.store, account, amount, &user.actor(), now).await.map_err(|e| wallet_error(&t, e))?;
-        if w.state != WithdrawalState::Paid {
+        match iaccount_cashier::desk_withdrawal(&state.store, &state.rules, account, amount, &user.actor(), now).await.map_err(|e| wallet_error(&t, e))? {
+            (w, Some(cash)) if w.state == WithdrawalState::Paid => Ok(format!("{} {}", t.fmt("cashier.paid_out", &[("amount", &money(&amount))]), cash_text(&t, &cash))),
             // Held for a manager's review: no cash leaves the desk now.
-            return Ok(t.get("cashier.withdrawal_review").to_owned());
+            _ => Ok(t.get("cashier.withdrawal_review").to_owned()),
         }
-        let total = cash_recorded(&state, &user, person, CashKind::OnlineWithdrawal, amount, &format!("iaccount_withdrawal:{}", w.id), now).await?;
-        Ok(format!("{} {total}", t.fmt("cashier.paid_out", &[("amount", &money(&amount))])))
     }
     .await;
     done(&state, &user, result, &format!("/cashier?member={member}")).await
@@ -273,9 +273,8 @@ async fn voucher(State(state): State<AppState>, user: StaffUser, Path(member): P
     let t = user.tr();
     let result = async {
         let (person, amount) = cash_form(&state, &user, member, &f.amount, now).await?;
-        let code = iaccount_cashier::sell_voucher(&state.store, amount, &user.actor(), now).await.map_err(|e| wallet_error(&t, e))?;
-        let total = cash_recorded(&state, &user, person, CashKind::VoucherSale, amount, "voucher", now).await?;
-        Ok((code, format!("{} {total}", t.fmt("cashier.voucher_sold", &[("amount", &money(&amount))]))))
+        let (code, cash) = iaccount_cashier::sell_voucher(&state.store, &state.rules, person, amount, &user.actor(), now).await.map_err(|e| wallet_error(&t, e))?;
+        Ok((code, format!("{} {}", t.fmt("cashier.voucher_sold", &[("amount", &money(&amount))]), cash_text(&t, &cash))))
     }
     .await;
     match result {
@@ -290,4 +289,28 @@ async fn voucher(State(state): State<AppState>, user: StaffUser, Path(member): P
         }
         Err(e) => done(&state, &user, Err(e), &format!("/cashier?member={member}")).await,
     }
+}
+
+/// Pays out at the desk a withdrawal that a manager approved after review, once the identity is
+/// checked again: the cash is recorded for the person's day when it leaves the desk.
+async fn pay_approved(State(state): State<AppState>, user: StaffUser, Path((member, withdrawal)): Path<(i64, i64)>) -> Response {
+    let now = state.clock.now_ms();
+    let t = user.tr();
+    let result = async {
+        let person = person_of(&state, member).await?;
+        if !cashdesk::identity_is_fresh(&state.store, person, &user.actor(), now).await? {
+            return Err(Error::invalid(t.get("cashier.identity_first")));
+        }
+        let (account, _) = online_account(&state, person).await?.ok_or_else(|| Error::invalid(t.get("cashier.no_online_account")))?;
+        // Only this member's own approved desk withdrawals are paid from their desk page.
+        let amount = iaccount_cashier::payable_at_desk(&state.store, account)
+            .await?
+            .into_iter()
+            .find_map(|(w, a)| (w == withdrawal).then_some(a))
+            .ok_or_else(|| Error::Conflict(t.get("cashier.not_payable").to_owned()))?;
+        let cash = iaccount_cashier::mark_paid(&state.store, &state.rules, withdrawal, &user.actor(), now).await?.ok_or_else(|| Error::Conflict(t.get("cashier.not_payable").to_owned()))?;
+        Ok(format!("{} {}", t.fmt("cashier.paid_out", &[("amount", &money(&amount))]), cash_text(&t, &cash)))
+    }
+    .await;
+    done(&state, &user, result, &format!("/cashier?member={member}")).await
 }

@@ -23,9 +23,6 @@ use crate::web::auth::StaffUser;
 use crate::web::page::{Ctx, render};
 use crate::web::{Access, Route, roles};
 
-/// A terminal seen within this long counts as online.
-pub const ONLINE_WITHIN_MS: i64 = 5 * 60 * 1000;
-
 pub(super) fn routes() -> Vec<Route> {
     let m = Access::Roles(roles::MANAGER);
     let term = Access::Roles(roles::TERMINALS);
@@ -451,7 +448,7 @@ async fn terminals_list(state: &AppState, now: i64) -> Result<Vec<TerminalRow>> 
         let last_event: Option<i64> =
             sqlx::query_scalar("SELECT MAX(received_at) FROM terminal_events WHERE terminal_id = $1").bind(&t.id).fetch_one(state.store.read()).await?;
         out.push(TerminalRow {
-            online: !t.revoked && t.last_seen_at.is_some_and(|s| now - s <= ONLINE_WITHIN_MS),
+            online: t.is_online(now),
             last_seen: t.last_seen_at.map(|s| when(state, s)).unwrap_or_default(),
             last_event: last_event.map(|s| when(state, s)).unwrap_or_default(),
             id: t.id,

@@ -3,6 +3,7 @@
 //! clock once, calls the club's functions (`enrolment`, `club`, `ledger`, `pit`, `cashdesk`,
 //! `terminals`) and shows their decision; forms answer with a redirect and a one-time message.
 
+mod admin;
 pub mod bar;
 pub mod cashier;
 pub mod iaccount;
@@ -31,6 +32,7 @@ pub(super) fn routes() -> Vec<Route> {
     t.extend(bar::routes());
     t.extend(manager::routes());
     t.extend(iaccount::routes());
+    t.extend(admin::routes());
     t
 }
 
