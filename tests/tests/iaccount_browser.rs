@@ -146,8 +146,8 @@ async fn browser_register_verify_deposit_play_limit_withdraw_and_exclude() {
     // A voucher bought at a desk, redeemed on the page, and a withdrawal above the AML threshold
     // (EUR 2,000): held for review until a manager approves it in the console, then marked paid
     // once the transfer is sent.
-    let buyer: i64 = sqlx::query_scalar("SELECT person_id FROM iaccounts WHERE id = $1").bind(id).fetch_one(server.store.read()).await.unwrap();
-    let (code, _) = cashier::sell_voucher(&server.store, &club_rules::Rules::default(), buyer, Money::from_cents(250_000), &testkit::staff(), T0).await.unwrap();
+    let person: i64 = sqlx::query_scalar("SELECT person_id FROM iaccounts WHERE id = $1").bind(id).fetch_one(server.store.read()).await.unwrap();
+    let (code, _) = cashier::sell_voucher(&server.store, &club_rules::Rules::default(), person, Money::from_cents(250_000), &testkit::staff(), T0).await.unwrap();
     b.fill("#code", &code).await;
     b.click("#redeem").await;
     assert!(b.text("#message").await.contains("2500"), "{}", b.page_text().await);

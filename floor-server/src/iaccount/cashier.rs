@@ -618,14 +618,14 @@ pub struct OpenWithdrawal {
     pub requested_at: Millis,
 }
 
-/// The withdrawals staff must act on, oldest first: in review (to approve or reject) and pending
-/// bank transfers (to mark paid once sent). Desk withdrawals the player asked for online are
-/// pending until paid at a desk, and listed too.
+/// The withdrawals a manager must act on, oldest first: in review (to approve or reject) and
+/// pending bank transfers (to mark paid once sent). Pending desk withdrawals are not listed: the
+/// cashier desk pays them out (`payable_at_desk`).
 pub async fn open_withdrawals(store: &Store) -> Result<Vec<OpenWithdrawal>> {
     let rows = sqlx::query(
         "SELECT w.id, w.account_id, a.player_no, p.first_name, p.last_name, w.method, w.iban, w.amount_cents, w.state, w.created_at \
          FROM withdrawals w JOIN iaccounts a ON a.id = w.account_id JOIN persons p ON p.id = a.person_id \
-         WHERE w.state IN ('review', 'pending') ORDER BY w.created_at, w.id",
+         WHERE w.state = 'review' OR (w.state = 'pending' AND w.method = 'bank') ORDER BY w.created_at, w.id",
     )
     .fetch_all(store.read())
     .await?;

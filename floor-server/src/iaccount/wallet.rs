@@ -388,11 +388,14 @@ pub async fn bet(store: &Store, game_server: &str, req: &TxnRequest, now: Millis
         )
         .await?;
     }
-    let reply = TxnReply {
-        transaction_id: req.transaction_id.clone(),
-        ledger_id: Some(ledger_id),
-        balance: balances_now(&mut tx, account.id).await?.into(),
+    // The balances now, from those read under the lock and what this bet changed (the updates
+    // above succeed only by exactly these amounts): no second read while the lock is held.
+    let after = Balances {
+        bonus: account.balances.bonus - split.bonus - w.release,
+        deposited: account.balances.deposited - split.deposited,
+        winnings: account.balances.winnings - split.winnings + w.release,
     };
+    let reply = TxnReply { transaction_id: req.transaction_id.clone(), ledger_id: Some(ledger_id), balance: after.into() };
     store_request(&mut tx, game_server, Kind::Bet, account.id, req, Some(ledger_id), &reply, now).await?;
     tx.commit().await?;
     Ok(reply)
@@ -443,8 +446,8 @@ pub async fn win(store: &Store, game_server: &str, req: &TxnRequest, now: Millis
     } else {
         None
     };
-    let reply =
-        TxnReply { transaction_id: req.transaction_id.clone(), ledger_id, balance: balances_now(&mut tx, account.id).await?.into() };
+    let after = Balances { winnings: account.balances.winnings + req.amount, ..account.balances };
+    let reply = TxnReply { transaction_id: req.transaction_id.clone(), ledger_id, balance: after.into() };
     store_request(&mut tx, game_server, Kind::Win, account.id, req, ledger_id, &reply, now).await?;
     tx.commit().await?;
     Ok(reply)
@@ -522,8 +525,7 @@ pub async fn end_round(store: &Store, game_server: &str, req: &TxnRequest, now: 
     if let Some(reply) = repeat(&mut tx, game_server, Kind::EndRound, account.id, &req).await? {
         return Ok(reply);
     }
-    let reply =
-        TxnReply { transaction_id: req.transaction_id.clone(), ledger_id: None, balance: balances_now(&mut tx, account.id).await?.into() };
+    let reply = TxnReply { transaction_id: req.transaction_id.clone(), ledger_id: None, balance: account.balances.into() };
     store_request(&mut tx, game_server, Kind::EndRound, account.id, &req, None, &reply, now).await?;
     tx.commit().await?;
     Ok(reply)

@@ -89,9 +89,9 @@ pub mod roles {
     pub const BAR: &[Role] = &[Role::Bar, Role::Manager];
     pub const MANAGER: &[Role] = &[Role::Manager];
     pub const TERMINALS: &[Role] = &[Role::Manager, Role::Administrator];
-    pub const ADMIN: &[Role] = &[Role::Administrator];
     /// Game servers can credit wins: not for the manager who approves payouts.
     pub const GAME_SERVERS: &[Role] = &[Role::Administrator];
+    pub const ADMIN: &[Role] = &[Role::Administrator];
 }
 
 /// Every web route with its roles: the one list the router and the role-matrix test use.

@@ -29,9 +29,9 @@ const CONSOLES: &[(&str, &str, &[Role])] = &[
     ("/bar", "nav.bar", roles::BAR),
     ("/manager", "nav.manager", roles::MANAGER),
     ("/manager/terminals", "nav.terminals", roles::TERMINALS),
-    ("/admin/staff", "nav.staff", roles::ADMIN),
     ("/iaccount/withdrawals", "nav.withdrawals", roles::MANAGER),
     ("/iaccount/game-servers", "nav.game_servers", roles::GAME_SERVERS),
+    ("/admin/staff", "nav.staff", roles::ADMIN),
 ];
 
 /// The layout's context, passed to every template as `ctx`.

@@ -31,8 +31,8 @@ pub(super) fn routes() -> Vec<Route> {
     t.extend(cashier::routes());
     t.extend(bar::routes());
     t.extend(manager::routes());
-    t.extend(admin::routes());
     t.extend(iaccount::routes());
+    t.extend(admin::routes());
     t
 }
 

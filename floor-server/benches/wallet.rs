@@ -1,0 +1,286 @@
+//! Wallet benchmark: bets and wins through the real signed HTTP wallet API (`/wallet/v1`), as a
+//! game server calls it, against the floor server on port 0: spread over many accounts, and all on
+//! one hot account. Printed beside it, measured in the same run with the same client, concurrency
+//! and database: the HTTP round trip to a trivial endpoint (a static file: no database, no
+//! signature), the same bets and wins called in process (no HTTP), and the raw limit of one
+//! durable transaction per operation (a single-row INSERT committed on its own).
+//!
+//! `cargo bench -p floor-server --bench wallet` (both databases). Environment:
+//! `BENCH_BACKEND=sqlite|postgres|both`, `BENCH_ACCOUNTS` (default 200), `BENCH_OPS` per
+//! measurement (default 10000), `BENCH_CONCURRENCY` requests in flight (default 32),
+//! `BENCH_ROUNDS` (default 3; medians are reported).
+
+// Rates and milliseconds are measurements, not money or points.
+#![allow(clippy::float_arithmetic)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use club_rules::Money;
+use floor_server::iaccount::psp::sign;
+use floor_server::iaccount::testkit::{self, GAME_SECRET, GAME_SERVER};
+use floor_server::iaccount::wallet::{self, TxnRequest};
+use floor_server::iaccount::{self, cashier};
+use floor_server::store::{Backend, Store};
+use floor_server::testing::{TestDb, TestServer, test_config};
+
+const T0: i64 = 1_790_000_000_000;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// One measurement: operations per second and latency percentiles.
+#[derive(Clone, Copy, Default)]
+struct Figure {
+    per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+impl Figure {
+    fn of(mut latencies: Vec<Duration>, elapsed: Duration) -> Figure {
+        latencies.sort();
+        let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1000.0;
+        Figure { per_s: latencies.len() as f64 / elapsed.as_secs_f64(), p50_ms: pct(0.50), p99_ms: pct(0.99) }
+    }
+}
+
+/// What one round measured.
+struct Round {
+    spread: Figure,
+    hot: Figure,
+    in_process_spread: Figure,
+    in_process_hot: Figure,
+    trivial_http: Figure,
+    raw_commit: Figure,
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let backends = match std::env::var("BENCH_BACKEND").as_deref() {
+        Ok("sqlite") => vec![Backend::Sqlite],
+        Ok("postgres") => vec![Backend::Postgres],
+        _ => vec![Backend::Sqlite, Backend::Postgres],
+    };
+    let accounts = env("BENCH_ACCOUNTS", 200).max(1);
+    let ops = env("BENCH_OPS", 10_000).max(2);
+    let concurrency = env("BENCH_CONCURRENCY", 32).max(1);
+    let rounds = env("BENCH_ROUNDS", 3).max(1);
+    println!("wallet: {ops} bets and wins per measurement, {concurrency} in flight, spread over {accounts} accounts or on one; {rounds} rounds");
+    for backend in backends {
+        let mut results = Vec::new();
+        for _ in 0..rounds {
+            match runtime.block_on(round(backend, accounts, ops, concurrency)) {
+                Some(r) => results.push(r),
+                None => {
+                    println!("{backend:?}: skipped (database not reachable)");
+                    break;
+                }
+            }
+        }
+        if results.is_empty() {
+            continue;
+        }
+        let med = |f: &dyn Fn(&Round) -> Figure| {
+            let pick = |g: fn(&Figure) -> f64| {
+                let mut v: Vec<f64> = results.iter().map(|r| g(&f(r))).collect();
+                v.sort_by(|a, b| a.total_cmp(b));
+                v[v.len() / 2]
+            };
+            Figure { per_s: pick(|x| x.per_s), p50_ms: pick(|x| x.p50_ms), p99_ms: pick(|x| x.p99_ms) }
+        };
+        let line = |name: &str, f: Figure| println!("  {name:<44} {:>9.0} ops/s   p50 {:>6.2} ms   p99 {:>6.2} ms", f.per_s, f.p50_ms, f.p99_ms);
+        println!("{backend:?} (medians of {} rounds):", results.len());
+        line("HTTP wallet API, spread over accounts", med(&|r| r.spread));
+        line("HTTP wallet API, one hot account", med(&|r| r.hot));
+        line("in process (no HTTP), spread", med(&|r| r.in_process_spread));
+        line("in process (no HTTP), one hot account", med(&|r| r.in_process_hot));
+        line("baseline: HTTP round trip, static file", med(&|r| r.trivial_http));
+        line("baseline: raw 1-row INSERT, 1 commit each", med(&|r| r.raw_commit));
+        for (i, r) in results.iter().enumerate() {
+            println!(
+                "    round {}: spread {:.0}/s (p99 {:.2} ms), hot {:.0}/s (p99 {:.2} ms), in process {:.0}/s and {:.0}/s, static {:.0}/s, raw commit {:.0}/s",
+                i + 1,
+                r.spread.per_s,
+                r.spread.p99_ms,
+                r.hot.per_s,
+                r.hot.p99_ms,
+                r.in_process_spread.per_s,
+                r.in_process_hot.per_s,
+                r.trivial_http.per_s,
+                r.raw_commit.per_s
+            );
+        }
+    }
+}
+
+/// Accounts with money and a game session each: (account id, token).
+async fn setup_accounts(store: &Store, n: usize) -> Vec<(i64, String)> {
+    testkit::add_test_game_server(store, None, T0).await.unwrap();
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        ids.push(testkit::active_account(store, i as u32 + 1, T0).await.unwrap());
+    }
+    // Funded from one bank statement: EUR 1,000,000 each, so no bet runs out of money.
+    let mut csv = String::from("booked_on,amount,reference,bank_ref\n");
+    for id in &ids {
+        let player_no: String = sqlx::query_scalar("SELECT player_no FROM iaccounts WHERE id = $1").bind(id).fetch_one(store.read()).await.unwrap();
+        csv.push_str(&format!("2026-01-01,1000000.00,{player_no},FUND-{id}\n"));
+    }
+    let imported = cashier::import_bank_statement(store, &csv, &testkit::staff(), T0).await.unwrap();
+    assert_eq!(imported.credited, n);
+    let mut out = Vec::with_capacity(n);
+    for id in ids {
+        out.push((id, wallet::launch(store, id, GAME_SERVER, "slot", T0).await.unwrap()));
+    }
+    out
+}
+
+async fn round(backend: Backend, n: usize, ops: usize, concurrency: usize) -> Option<Round> {
+    let db = TestDb::new(backend).await?;
+    let store = db.store().await;
+    let accounts = Arc::new(setup_accounts(&store, n).await);
+    let server = TestServer::start(store.clone(), T0, test_config()).await;
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
+
+    let trivial_http = drive(ops, concurrency, {
+        let (http, base) = (http.clone(), base.clone());
+        move |_| {
+            let (http, base) = (http.clone(), base.clone());
+            async move {
+                let r = http.get(format!("{base}/static/refresh.js")).send().await.unwrap();
+                assert!(r.status().is_success());
+                r.bytes().await.unwrap();
+            }
+        }
+    })
+    .await;
+    let spread = drive(ops, concurrency, http_op(&http, &base, &accounts, "s", false)).await;
+    let hot = drive(ops, concurrency, http_op(&http, &base, &accounts, "h", true)).await;
+    let in_process_spread = drive(ops, concurrency, direct_op(&store, &accounts, "ds", false)).await;
+    let in_process_hot = drive(ops, concurrency, direct_op(&store, &accounts, "dh", true)).await;
+    for (id, _) in accounts.iter() {
+        let a = iaccount::get(&store, *id).await.unwrap();
+        let sums = iaccount::ledger_sums(&store, *id).await.unwrap();
+        assert_eq!(sums.deposit + sums.winnings + sums.bonus, a.balances.total().cents(), "the ledger sums to the balance");
+    }
+    let raw_commit = raw_commits(&store, accounts[0].0, ops, concurrency).await;
+    // The server closes the store when it stops.
+    server.shutdown().await.unwrap();
+    Some(Round { spread, hot, in_process_spread, in_process_hot, trivial_http, raw_commit })
+}
+
+/// Runs `ops` operations, `concurrency` at a time; `op(i)` is the i-th. Returns the figure.
+async fn drive<F, Fut>(ops: usize, concurrency: usize, op: F) -> Figure
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (next, op) = (next.clone(), op.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= ops {
+                        break latencies;
+                    }
+                    let t = Instant::now();
+                    op(i).await;
+                    latencies.push(t.elapsed());
+                }
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(ops);
+    for w in workers {
+        latencies.extend(w.await.unwrap());
+    }
+    Figure::of(latencies, start.elapsed())
+}
+
+/// The i-th operation's request: even ones bet EUR 1.00, odd ones win EUR 1.00 in the same round.
+fn request(accounts: &[(i64, String)], tag: &str, hot: bool, i: usize) -> (bool, TxnRequest) {
+    let pair = i / 2;
+    // spread: consecutive pairs go to different accounts (a multiplicative step covers them all)
+    let k = if hot { 0 } else { (pair * 7919) % accounts.len() };
+    let bet = i.is_multiple_of(2);
+    let req = TxnRequest {
+        token: accounts[k].1.clone(),
+        transaction_id: format!("{tag}-{i}"),
+        round_id: format!("{tag}-r{pair}"),
+        amount: Money::from_cents(100),
+        regular: true,
+        rollback_transaction_id: None,
+    };
+    (bet, req)
+}
+
+fn http_op(http: &reqwest::Client, base: &str, accounts: &Arc<Vec<(i64, String)>>, tag: &'static str, hot: bool) -> impl Fn(usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Clone + Send + 'static {
+    let (http, base, accounts) = (http.clone(), base.to_owned(), accounts.clone());
+    move |i| {
+        let (http, base) = (http.clone(), base.clone());
+        let (bet, req) = request(&accounts, tag, hot, i);
+        Box::pin(async move {
+            let body = serde_json::to_vec(&req).unwrap();
+            let path = if bet { "bet" } else { "win" };
+            let r = http
+                .post(format!("{base}/wallet/v1/{path}"))
+                .header("x-game-server", GAME_SERVER)
+                .header("x-signature", sign(GAME_SECRET, &body))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            let text = r.text().await.unwrap();
+            assert!(status.is_success(), "{path}: {status} {text}");
+        })
+    }
+}
+
+fn direct_op(store: &Store, accounts: &Arc<Vec<(i64, String)>>, tag: &'static str, hot: bool) -> impl Fn(usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Clone + Send + 'static {
+    let (store, accounts) = (store.clone(), accounts.clone());
+    move |i| {
+        let store = store.clone();
+        let (bet, req) = request(&accounts, tag, hot, i);
+        Box::pin(async move {
+            if bet {
+                wallet::bet(&store, GAME_SERVER, &req, T0).await.unwrap();
+            } else {
+                wallet::win(&store, GAME_SERVER, &req, T0).await.unwrap();
+            }
+        })
+    }
+}
+
+/// The raw limit: one single-row INSERT per transaction, committed with the server's
+/// durability, `concurrency` at a time, into the wallet's own ledger table.
+async fn raw_commits(store: &Store, account: i64, ops: usize, concurrency: usize) -> Figure {
+    let store = store.clone();
+    drive(ops, concurrency, move |i| {
+        let store = store.clone();
+        async move {
+            let mut tx = store.begin().await.unwrap();
+            sqlx::query(
+                "INSERT INTO wallet_ledger (account_id, kind, bonus_cents, deposit_cents, winnings_cents, reference, round_id, actor, created_at) \
+                 VALUES ($1, 'win', 0, 0, 0, $2, NULL, 'bench', $3)",
+            )
+            .bind(account)
+            .bind(format!("raw-{i}"))
+            .bind(T0)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+        }
+    })
+    .await
+}
