@@ -452,7 +452,7 @@ async fn withdrawals_need_10_eur_to_a_bank_are_held_above_the_aml_threshold_and_
     cashier::cancel_withdrawal(&store, id, big.id, T0).await.unwrap();
     assert!(cashier::cancel_withdrawal(&store, id, big.id, T0).await.is_err(), "cancelled once");
     assert_eq!(iaccount::get(&store, id).await.unwrap().balances.total(), eur(499_000));
-    cashier::mark_paid(&store, &Rules::default(), small.id, &staff(), T0).await.unwrap();
+    cashier::mark_paid(&store, &Rules::default(), small.id, WithdrawalMethod::Bank, &staff(), T0).await.unwrap();
     assert!(cashier::cancel_withdrawal(&store, id, small.id, T0).await.is_err(), "a paid withdrawal cannot be cancelled");
     assert!(matches!(
         refused(cashier::request_withdrawal(&store, id, WithdrawalMethod::Bank, eur(600_000), T0).await),
@@ -475,9 +475,9 @@ async fn a_held_withdrawal_is_rejected_or_approved_by_staff_and_each_decision_is
     cashier::review_withdrawal(&store, rejected.id, false, &staff(), T0).await.unwrap();
     assert!(cashier::review_withdrawal(&store, rejected.id, true, &staff(), T0).await.is_err(), "decided once");
     assert_eq!(iaccount::get(&store, id).await.unwrap().balances.total(), eur(500_000), "a rejection gives the money back");
-    assert!(cashier::mark_paid(&store, &Rules::default(), approved.id, &staff(), T0).await.is_err(), "not paid before approval");
+    assert!(cashier::mark_paid(&store, &Rules::default(), approved.id, WithdrawalMethod::Bank, &staff(), T0).await.is_err(), "not paid before approval");
     cashier::review_withdrawal(&store, approved.id, true, &staff(), T0).await.unwrap();
-    cashier::mark_paid(&store, &Rules::default(), approved.id, &staff(), T0).await.unwrap();
+    cashier::mark_paid(&store, &Rules::default(), approved.id, WithdrawalMethod::Bank, &staff(), T0).await.unwrap();
     assert!(cashier::cancel_withdrawal(&store, id, approved.id, T0).await.is_err(), "a paid withdrawal cannot be cancelled");
     assert_eq!(iaccount::get(&store, id).await.unwrap().balances.total(), eur(500_000));
     // A bank withdrawal is no cash at the desk: only the desk deposit that funded the account counts.
@@ -489,7 +489,8 @@ async fn a_held_withdrawal_is_rejected_or_approved_by_staff_and_each_decision_is
     assert_eq!((held.state, cash), (WithdrawalState::Review, None), "held: no cash leaves the desk");
     assert_eq!(day(store.clone()).await, eur(900_000));
     cashier::review_withdrawal(&store, held.id, true, &staff(), T0).await.unwrap();
-    let paid = cashier::mark_paid(&store, &Rules::default(), held.id, &staff(), T0).await.unwrap();
+    assert!(cashier::mark_paid(&store, &Rules::default(), held.id, WithdrawalMethod::Bank, &staff(), T0).await.is_err(), "cash is paid at a desk, not marked paid as a transfer");
+    let paid = cashier::mark_paid(&store, &Rules::default(), held.id, WithdrawalMethod::Desk, &staff(), T0).await.unwrap();
     assert_eq!(paid.map(|c| c.day_total), Some(eur(1_150_000)));
     assert_eq!(day(store.clone()).await, eur(1_150_000));
     let audited: Vec<(String, String)> =

@@ -367,24 +367,30 @@ pub async fn review_withdrawal(store: &Store, withdrawal_id: i64, approve: bool,
     }
 }
 
-/// Marks a pending withdrawal paid: a bank withdrawal when its transfer was sent, a desk withdrawal
-/// (approved after review) when the cash is handed over, which is then recorded for the person's
-/// gaming day in the same transaction. Returns that day's total for a desk withdrawal.
-pub async fn mark_paid(store: &Store, rules: &Rules, withdrawal_id: i64, actor: &Actor, now: Millis) -> Result<Option<CashTotal>> {
+/// Marks a pending withdrawal paid, by the means the caller pays it with (`method`; a withdrawal
+/// to be paid otherwise is refused): a bank withdrawal when its transfer was sent (the manager's
+/// page), a desk withdrawal approved after review when the cash is handed over (the cashier desk,
+/// after its identity check), which is then recorded for the person's gaming day in the same
+/// transaction. Returns that day's total for a desk withdrawal.
+pub async fn mark_paid(store: &Store, rules: &Rules, withdrawal_id: i64, method: WithdrawalMethod, actor: &Actor, now: Millis) -> Result<Option<CashTotal>> {
     staff_only(actor)?;
     let mut tx = store.begin().await?;
-    decide(&mut tx, withdrawal_id, "pending", "paid", actor, "iaccount.withdrawal_paid", "only a pending withdrawal can be paid", now).await?;
     let row = sqlx::query("SELECT w.method, w.amount_cents, a.person_id FROM withdrawals w JOIN iaccounts a ON a.id = w.account_id WHERE w.id = $1")
         .bind(withdrawal_id)
-        .fetch_one(&mut *tx)
-        .await?;
-    let method: String = row.try_get("method")?;
-    let cash = if method == method_code(WithdrawalMethod::Desk) {
-        let amount = Money::from_cents(row.try_get("amount_cents")?);
-        let reference = format!("iaccount_withdrawal:{withdrawal_id}");
-        Some(cashdesk::record_cash(&mut tx, rules, row.try_get("person_id")?, CashKind::OnlineWithdrawal, amount, Some(&reference), actor, now).await?)
-    } else {
-        None
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("withdrawal {withdrawal_id}")))?;
+    if row.try_get::<String, _>("method")? != method_code(method) {
+        return Err(Error::Conflict(format!("withdrawal {withdrawal_id} is not paid by {}", method_code(method))));
+    }
+    decide(&mut tx, withdrawal_id, "pending", "paid", actor, "iaccount.withdrawal_paid", "only a pending withdrawal can be paid", now).await?;
+    let cash = match method {
+        WithdrawalMethod::Desk => {
+            let amount = Money::from_cents(row.try_get("amount_cents")?);
+            let reference = format!("iaccount_withdrawal:{withdrawal_id}");
+            Some(cashdesk::record_cash(&mut tx, rules, row.try_get("person_id")?, CashKind::OnlineWithdrawal, amount, Some(&reference), actor, now).await?)
+        }
+        WithdrawalMethod::Bank => None,
     };
     tx.commit().await?;
     Ok(cash)

@@ -308,7 +308,7 @@ async fn pay_approved(State(state): State<AppState>, user: StaffUser, Path((memb
             .into_iter()
             .find_map(|(w, a)| (w == withdrawal).then_some(a))
             .ok_or_else(|| Error::Conflict(t.get("cashier.not_payable").to_owned()))?;
-        let cash = iaccount_cashier::mark_paid(&state.store, &state.rules, withdrawal, &user.actor(), now).await?.ok_or_else(|| Error::Conflict(t.get("cashier.not_payable").to_owned()))?;
+        let cash = iaccount_cashier::mark_paid(&state.store, &state.rules, withdrawal, iaccount_cashier::WithdrawalMethod::Desk, &user.actor(), now).await?.ok_or_else(|| Error::Conflict(t.get("cashier.not_payable").to_owned()))?;
         Ok(format!("{} {}", t.fmt("cashier.paid_out", &[("amount", &money(&amount))]), cash_text(&t, &cash)))
     }
     .await;

@@ -173,7 +173,8 @@ async fn reject(State(state): State<AppState>, user: StaffUser, Path(id): Path<i
 
 async fn paid(State(state): State<AppState>, user: StaffUser, Path(id): Path<i64>) -> Response {
     let now = state.clock.now_ms();
-    let result = cashier::mark_paid(&state.store, &state.rules, id, &user.actor(), now).await.map(|_| user.tr().get("iaccount.marked_paid").to_owned());
+    // Only a bank transfer is marked paid here: cash is handed over, and recorded, at a desk.
+    let result = cashier::mark_paid(&state.store, &state.rules, id, WithdrawalMethod::Bank, &user.actor(), now).await.map(|_| user.tr().get("iaccount.marked_paid").to_owned());
     done(&state, &user, result, "/iaccount/withdrawals").await
 }
 
