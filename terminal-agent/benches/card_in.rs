@@ -2,7 +2,9 @@
 //! the whole path (meter snapshot over SAS on a serial pair to the simulated machine, the outbox
 //! write with `synchronous=FULL`, the WebSocket, the server's commit and card check, the answer).
 //! The baseline, measured in the same run against the same server: a bare WebSocket round trip
-//! (Heartbeat → Pong). Prints p50 and p99 of both.
+//! (Heartbeat → Pong). Prints p50 and p99 of both, and of the two other parts of the path measured
+//! alone on the same machine: a SAS meter read (the card-in snapshot; a long poll waits for its
+//! machine's next poll slot, SAS's pacing) and an outbox write (`synchronous=FULL`).
 //!
 //! `cargo bench -p terminal-agent --bench card_in` (`BENCH_ROUNDS`, default 200).
 
@@ -21,7 +23,7 @@ use floor_server::testing::{TestDb, TestServer, test_config};
 use hardware::{CardId, ChannelReader};
 use secrecy::ExposeSecret;
 use slot_interface::sim::{self, Egm, RunOptions, SimConfig, Stored};
-use slot_interface::{Address, HostConfig, SasHost, SasPort};
+use slot_interface::{Address, HostConfig, MeterCode, SasHost, SasPort};
 use terminal_agent::link::{Credentials, Link, Trust};
 use terminal_agent::outbox::Outbox;
 use terminal_agent::screen::Screen;
@@ -111,6 +113,24 @@ async fn main() {
     // Wait for the machine's link (the first card-in would otherwise wait for it).
     tokio::time::sleep(Duration::from_secs(2)).await;
 
+    // The parts alone: the meter snapshot the card-in takes, and one outbox write.
+    let machine = host.machine(address).unwrap();
+    let codes = [MeterCode::TOTAL_COIN_IN, MeterCode::TOTAL_COIN_OUT, MeterCode::GAMES_PLAYED, MeterCode::CURRENT_CREDITS, MeterCode::RESTRICTED_PLAYED];
+    let mut meter_reads = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        machine.meters(&codes).await.expect("meters");
+        meter_reads.push(t.elapsed());
+    }
+    let scratch = Outbox::open(&dir.path().join("scratch.db")).await.unwrap();
+    let event = floor_protocol::TerminalEvent::TablePresence { card: CardNumber::new("04BE0C0001"), seat: None };
+    let mut writes = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        scratch.push(now, &event).await.unwrap();
+        writes.push(t.elapsed());
+    }
+
     let card = CardId::parse("04BE0C0001").unwrap();
     let mut latency = Vec::with_capacity(rounds);
     for _ in 0..rounds {
@@ -128,5 +148,12 @@ async fn main() {
     println!("card_in: {rounds} rounds, SQLite server in process, simulated machine on a serial pair");
     println!("  card-in to greeting     p50 {:>8.2} ms   p99 {:>8.2} ms", l50.as_secs_f64() * 1e3, l99.as_secs_f64() * 1e3);
     println!("  baseline: WS round trip p50 {:>8.2} ms   p99 {:>8.2} ms", b50.as_secs_f64() * 1e3, b99.as_secs_f64() * 1e3);
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "  part: SAS meter read     p50 {:>8.2} ms   p99 {:>8.2} ms",
+        ms(percentile(&mut meter_reads, 0.50)),
+        ms(percentile(&mut meter_reads, 0.99))
+    );
+    println!("  part: outbox write       p50 {:>8.2} ms   p99 {:>8.2} ms", ms(percentile(&mut writes, 0.50)), ms(percentile(&mut writes, 0.99)));
     let _ = host.stop().await;
 }
