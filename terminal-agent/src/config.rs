@@ -42,7 +42,8 @@
 //! card_in_ms = 3000                  # longer than this without an answer: offline session
 //! request_ms = 5000
 //! backoff_max_ms = 10000             # longest pause between reconnection attempts
-//! heartbeat_ms = 5000                # a heartbeat this often on a quiet link
+//! heartbeat_ms = 5000                # a heartbeat this often on a quiet link; keep it well under
+//!                                    # the server's idle limit (gateway.idle_timeout_ms, 30 s)
 //! silence_ms = 15000                 # nothing heard for this long: the link is dead (cable pulled)
 //! ```
 //!
