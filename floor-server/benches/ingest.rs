@@ -7,6 +7,7 @@
 //! `BENCH_BACKEND=sqlite|postgres|both`, `BENCH_TERMINALS` (default 50), `BENCH_EVENTS` per
 //! terminal (default 4000), `BENCH_WINDOW` events in flight per terminal (default 32),
 //! `BENCH_ROUNDS` (default 3; the median is reported).
+#![allow(clippy::float_arithmetic)] // figures, not money
 
 use std::time::{Duration, Instant};
 
@@ -25,9 +26,8 @@ use terminal_agent::link::{Credentials, Link, Trust};
 const T0: i64 = 1_790_000_000_000;
 const SEED: Actor = Actor::System("bench");
 
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
+mod support;
+use support::{backends, env, median, run_rounds};
 
 struct Round {
     events_per_s: f64,
@@ -38,35 +38,17 @@ struct Round {
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let backends = match std::env::var("BENCH_BACKEND").as_deref() {
-        Ok("sqlite") => vec![Backend::Sqlite],
-        Ok("postgres") => vec![Backend::Postgres],
-        _ => vec![Backend::Sqlite, Backend::Postgres],
-    };
     let terminals = env("BENCH_TERMINALS", 50);
     let events = env("BENCH_EVENTS", 4000);
     let window = env("BENCH_WINDOW", 32);
     let rounds = env("BENCH_ROUNDS", 3).max(1);
     println!("ingest: {terminals} terminals x {events} Play events, {window} in flight per terminal, {rounds} rounds");
-    for backend in backends {
-        let mut results = Vec::new();
-        for _ in 0..rounds {
-            match runtime.block_on(round(backend, terminals, events, window)) {
-                Some(r) => results.push(r),
-                None => {
-                    println!("{backend:?}: skipped (database not reachable)");
-                    break;
-                }
-            }
-        }
+    for backend in backends() {
+        let results = run_rounds(&runtime, backend, rounds, || round(backend, terminals, events, window));
         if results.is_empty() {
             continue;
         }
-        let med = |f: fn(&Round) -> f64| {
-            let mut v: Vec<f64> = results.iter().map(f).collect();
-            v.sort_by(|a, b| a.total_cmp(b));
-            v[v.len() / 2]
-        };
+        let med = |f: fn(&Round) -> f64| median(&results, f);
         let (eps, p50, p99, raw) = (med(|r| r.events_per_s), med(|r| r.p50_ms), med(|r| r.p99_ms), med(|r| r.raw_rows_per_s));
         println!(
             "{backend:?}: {eps:>9.0} events/s acknowledged after durable commit   ack p50 {p50:.2} ms  p99 {p99:.2} ms   \

@@ -27,9 +27,8 @@ use floor_server::testing::{TestDb, TestServer, test_config};
 
 const T0: i64 = 1_790_000_000_000;
 
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
+mod support;
+use support::{backends, env, median, run_rounds};
 
 /// One measurement: operations per second and latency percentiles.
 #[derive(Clone, Copy, Default)]
@@ -59,36 +58,18 @@ struct Round {
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let backends = match std::env::var("BENCH_BACKEND").as_deref() {
-        Ok("sqlite") => vec![Backend::Sqlite],
-        Ok("postgres") => vec![Backend::Postgres],
-        _ => vec![Backend::Sqlite, Backend::Postgres],
-    };
     let accounts = env("BENCH_ACCOUNTS", 200).max(1);
     let ops = env("BENCH_OPS", 10_000).max(2);
     let concurrency = env("BENCH_CONCURRENCY", 32).max(1);
     let rounds = env("BENCH_ROUNDS", 3).max(1);
     println!("wallet: {ops} bets and wins per measurement, {concurrency} in flight, spread over {accounts} accounts or on one; {rounds} rounds");
-    for backend in backends {
-        let mut results = Vec::new();
-        for _ in 0..rounds {
-            match runtime.block_on(round(backend, accounts, ops, concurrency)) {
-                Some(r) => results.push(r),
-                None => {
-                    println!("{backend:?}: skipped (database not reachable)");
-                    break;
-                }
-            }
-        }
+    for backend in backends() {
+        let results = run_rounds(&runtime, backend, rounds, || round(backend, accounts, ops, concurrency));
         if results.is_empty() {
             continue;
         }
         let med = |f: &dyn Fn(&Round) -> Figure| {
-            let pick = |g: fn(&Figure) -> f64| {
-                let mut v: Vec<f64> = results.iter().map(|r| g(&f(r))).collect();
-                v.sort_by(|a, b| a.total_cmp(b));
-                v[v.len() / 2]
-            };
+            let pick = |g: fn(&Figure) -> f64| median(&results, |r| g(&f(r)));
             Figure { per_s: pick(|x| x.per_s), p50_ms: pick(|x| x.p50_ms), p99_ms: pick(|x| x.p99_ms) }
         };
         let line = |name: &str, f: Figure| println!("  {name:<44} {:>9.0} ops/s   p50 {:>6.2} ms   p99 {:>6.2} ms", f.per_s, f.p50_ms, f.p99_ms);

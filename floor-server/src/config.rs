@@ -127,6 +127,7 @@ impl Config {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return its own large error
 mod tests {
     use super::*;
 

@@ -1,5 +1,6 @@
 //! The ledgers on SQLite and on PostgreSQL (`sqlite::…`, `postgres::…`): every integration path of
 //! `floor_server::ledger` against a real database, with exact balances and entries.
+#![allow(clippy::type_complexity)] // rows read back as tuples, compared whole
 
 // Amounts in cents are written EUR_cents (4_000_00 is EUR 4,000.00).
 #![allow(clippy::inconsistent_digit_grouping)]

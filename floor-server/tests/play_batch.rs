@@ -1,6 +1,7 @@
 //! `ledger::PlayBatch` (the gateway's way of deciding a batch of play at once) against play by
 //! play, on SQLite and on PostgreSQL: the same script of play, one play per transaction on one
 //! database and all of it in one batch on another, must leave exactly the same rows.
+#![allow(clippy::type_complexity)] // rows read back as tuples, compared whole
 
 // Amounts in cents are written EUR_cents (4_000_00 is EUR 4,000.00).
 #![allow(clippy::inconsistent_digit_grouping)]

@@ -194,7 +194,7 @@ impl PlayBatch {
         event: Option<&EventRef>,
     ) -> Result<Decision<Earning>> {
         let since = millis(tiers::qualifying_since(rules, at).map_err(|e| Error::invalid(e.to_string()))?);
-        if !self.members.contains_key(&member_id) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.members.entry(member_id) {
             store::lock_member(tx, member_id).await?;
             let row = load_member(tx, rules, member_id, card_id, at).await?;
             let carries = sqlx::query_as::<_, (String, i64)>("SELECT category, carry_cents FROM points_carry WHERE member_id = $1")
@@ -216,7 +216,7 @@ impl PlayBatch {
                 unseen: Vec::new(),
                 carries,
             };
-            self.members.insert(member_id, cached);
+            slot.insert(cached);
         }
         if let Some(id) = card_id
             && !self.members[&member_id].cards.contains_key(&id)

@@ -143,10 +143,7 @@ async fn cashback(State(state): State<AppState>, user: StaffUser, Path(member): 
     let now = state.clock.now_ms();
     let t = user.tr();
     let result = async {
-        let person = person_of(&state, member).await?;
-        if !cashdesk::identity_is_fresh(&state.store, person, &user.actor(), now).await? {
-            return Err(Error::invalid(t.get("cashier.identity_first")));
-        }
+        identified(&state, &user, member, now).await?;
         let points: i64 = f.points.trim().parse().map_err(|_| Error::invalid(t.get("cashier.points")))?;
         match ledger::redeem_cashback(&state.store, &state.rules, member, Points(points), &user.actor(), ledger::time(now)?).await? {
             Ok(amount) => Ok(t.fmt("cashier.redeemed", &[("points", &points.to_string()), ("amount", &money(&amount))])),
@@ -225,13 +222,19 @@ fn cash_text(t: &crate::web::Tr, total: &CashTotal) -> String {
     text
 }
 
+/// The member's person, once this desk has checked their identity within the last minutes.
+async fn identified(state: &AppState, user: &StaffUser, member: i64, now: i64) -> Result<i64> {
+    let person = person_of(state, member).await?;
+    if !cashdesk::identity_is_fresh(&state.store, person, &user.actor(), now).await? {
+        return Err(Error::invalid(user.tr().get("cashier.identity_first")));
+    }
+    Ok(person)
+}
+
 /// The checks every cash form makes first: the member's person, a fresh identity check, an amount.
 async fn cash_form(state: &AppState, user: &StaffUser, member: i64, amount: &str, now: i64) -> Result<(i64, Money)> {
     let t = user.tr();
-    let person = person_of(state, member).await?;
-    if !cashdesk::identity_is_fresh(&state.store, person, &user.actor(), now).await? {
-        return Err(Error::invalid(t.get("cashier.identity_first")));
-    }
+    let person = identified(state, user, member, now).await?;
     let amount = parse_money(amount)?;
     if amount.cents() <= 0 {
         return Err(Error::invalid(t.get("error.invalid")));
@@ -297,10 +300,7 @@ async fn pay_approved(State(state): State<AppState>, user: StaffUser, Path((memb
     let now = state.clock.now_ms();
     let t = user.tr();
     let result = async {
-        let person = person_of(&state, member).await?;
-        if !cashdesk::identity_is_fresh(&state.store, person, &user.actor(), now).await? {
-            return Err(Error::invalid(t.get("cashier.identity_first")));
-        }
+        let person = identified(&state, &user, member, now).await?;
         let (account, _) = online_account(&state, person).await?.ok_or_else(|| Error::invalid(t.get("cashier.no_online_account")))?;
         // Only this member's own approved desk withdrawals are paid from their desk page.
         let amount = iaccount_cashier::payable_at_desk(&state.store, account)
