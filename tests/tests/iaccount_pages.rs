@@ -124,7 +124,51 @@ async fn player_login_needs_the_form_token_locks_the_account_and_is_rate_limited
     server.shutdown().await.unwrap();
 }
 
+/// A burst at the JSON registration API (each stored registration costs an argon2id hash): the
+/// process's limit answers 429 before anything is checked or stored; the form shares the limit.
+async fn registrations_are_rate_limited_on_the_api_and_the_form(backend: Backend) {
+    let Some((_db, server)) = start(backend).await else { return };
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/iaccount/api/register", server.addr);
+    // All at once: the limit, not the hashing, decides.
+    let mut burst = tokio::task::JoinSet::new();
+    for n in 1..=40 {
+        let (http, url) = (http.clone(), url.clone());
+        let r = registration(n, chrono::NaiveDate::from_ymd_opt(1985, 3, 9).unwrap());
+        burst.spawn(async move { (n, http.post(&url).json(&r).send().await.unwrap().status().as_u16()) });
+    }
+    let (mut stored, mut limited) = (0, 0);
+    while let Some(answer) = burst.join_next().await {
+        match answer.unwrap() {
+            (_, 200) => stored += 1,
+            (_, 429) => limited += 1,
+            (n, other) => panic!("registration {n}: {other}"),
+        }
+    }
+    assert!(limited > 0 && stored >= 20, "a burst of 20 passes, then 429: {stored} stored, {limited} limited");
+    assert_eq!(accounts(&server).await, stored, "nothing stored for a limited request");
+    // The same on the form: 30 browsers post at once.
+    let mut forms = tokio::task::JoinSet::new();
+    for n in 41..=70 {
+        let mut c = WebClient::new(&format!("http://{}", server.addr));
+        let token = hidden_field(&c.get("/account/register").await.text().await.unwrap(), "form_token").unwrap();
+        forms.spawn(async move { post(&mut c, "/account/register", &fields(n), Some(&token)).await.status().as_u16() });
+    }
+    let (mut form_stored, mut form_limited) = (0, 0);
+    while let Some(status) = forms.join_next().await {
+        match status.unwrap() {
+            200 => form_stored += 1,
+            429 => form_limited += 1,
+            other => panic!("form registration: {other}"),
+        }
+    }
+    assert!(form_limited > 0, "the form passes the same kind of limit: {form_stored} stored");
+    assert_eq!(accounts(&server).await, stored + form_stored);
+    server.shutdown().await.unwrap();
+}
+
 floor_server::on_both_backends!(
     a_registration_without_the_form_token_is_refused_and_stores_nothing,
     player_login_needs_the_form_token_locks_the_account_and_is_rate_limited,
+    registrations_are_rate_limited_on_the_api_and_the_form,
 );

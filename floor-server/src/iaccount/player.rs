@@ -29,7 +29,7 @@ use super::register::{self, LoginError, Registration};
 use super::{Refusal, WalletError, psp, responsible, wallet};
 use crate::app::AppState;
 use crate::error::Error;
-use crate::web::auth::{PLAYER_LOGIN, PLAYER_LOGIN_LIMIT, PlayerSession, form_token, form_token_ok};
+use crate::web::auth::{PLAYER_LOGIN, PLAYER_LOGIN_LIMIT, PlayerSession, REGISTRATION_LIMIT, form_token, form_token_ok};
 use crate::web::session::{self, Flash, PLAYER};
 use crate::web::{Access, Lang, Route, Tr};
 
@@ -246,6 +246,9 @@ async fn register_form(State(state): State<AppState>, headers: HeaderMap, jar: C
     if !form_token_ok(&jar, FORM_COOKIE, &f.form_token) {
         return register_body(&t, jar, &headers, Some(t.get("account.expired")), StatusCode::BAD_REQUEST);
     }
+    if !REGISTRATION_LIMIT.allow() {
+        return register_body(&t, jar, &headers, Some(t.get("account.slow_down")), StatusCode::TOO_MANY_REQUESTS);
+    }
     match register::register(&state.store, &state.rules.config().calendar, &f.registration, state.clock.now_ms()).await {
         Ok(_) => {
             let body = format!(
@@ -260,6 +263,9 @@ async fn register_form(State(state): State<AppState>, headers: HeaderMap, jar: C
 }
 
 async fn register_json(State(state): State<AppState>, axum::Json(r): axum::Json<Registration>) -> Response {
+    if !REGISTRATION_LIMIT.allow() {
+        return (StatusCode::TOO_MANY_REQUESTS, axum::Json(serde_json::json!({ "error": "too many registrations; try again shortly" }))).into_response();
+    }
     match register::register(&state.store, &state.rules.config().calendar, &r, state.clock.now_ms()).await {
         Ok(id) => axum::Json(serde_json::json!({ "account_id": id, "state": "unverified" })).into_response(),
         Err(e) => e.into_response(),

@@ -69,6 +69,8 @@ impl LoginLimit {
 static STAFF_LOGIN_LIMIT: LoginLimit = LoginLimit::new();
 /// Player logins (`iaccount::player`).
 pub static PLAYER_LOGIN_LIMIT: LoginLimit = LoginLimit::new();
+/// Player registrations, on the form and the JSON API (each stored one costs an argon2id hash).
+pub static REGISTRATION_LIMIT: LoginLimit = LoginLimit::new();
 
 /// A CSRF token for a form shown before there is a session (a login or registration form):
 /// a double-submit token, set as the cookie `cookie` and carried in the form's hidden field.
