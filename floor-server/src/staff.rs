@@ -10,6 +10,7 @@
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use serde::{Deserialize, Serialize};
+use sqlx::AssertSqlSafe;
 
 use crate::audit::{self, Actor};
 use crate::clock::Millis;
@@ -130,9 +131,12 @@ pub struct StaffAccount {
     pub created_at: Millis,
 }
 
+/// What [`StaffAccount`] is read from.
+const ACCOUNT_COLUMNS: &str = "id, username, display_name, roles, language, locked_until, disabled_at, created_at";
+
 /// Every staff account, by username.
 pub async fn list(store: &Store) -> Result<Vec<StaffAccount>> {
-    let rows = sqlx::query("SELECT id, username, display_name, roles, language, locked_until, disabled_at, created_at FROM staff_users ORDER BY username")
+    let rows = sqlx::query(AssertSqlSafe(format!("SELECT {ACCOUNT_COLUMNS} FROM staff_users ORDER BY username")))
         .fetch_all(store.read())
         .await?;
     rows.iter().map(account_from_row).collect()
@@ -153,7 +157,7 @@ fn account_from_row(r: &sqlx::any::AnyRow) -> Result<StaffAccount> {
 }
 
 async fn account_in(tx: &mut sqlx::Transaction<'static, sqlx::Any>, id: i64) -> Result<StaffAccount> {
-    let row = sqlx::query("SELECT id, username, display_name, roles, language, locked_until, disabled_at, created_at FROM staff_users WHERE id = $1")
+    let row = sqlx::query(AssertSqlSafe(format!("SELECT {ACCOUNT_COLUMNS} FROM staff_users WHERE id = $1")))
         .bind(id)
         .fetch_optional(&mut **tx)
         .await?
@@ -245,18 +249,18 @@ pub fn random_password() -> String {
     bytes.iter().map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char).collect()
 }
 
-/// Gives an account a new random password (returned once, to hand over in person), lifts its
-/// lockout and ends its sessions.
-pub async fn reset_password(store: &Store, id: i64, actor: &Actor, now: Millis) -> Result<String> {
+/// Gives an account a new random password, lifts its lockout and ends its sessions. Returns the
+/// account's username and the password (shown once, to hand over in person).
+pub async fn reset_password(store: &Store, id: i64, actor: &Actor, now: Millis) -> Result<(String, String)> {
     let password = random_password();
     let hash = hash_password(&password)?;
     let mut tx = store.begin().await?;
-    account_in(&mut tx, id).await?;
+    let account = account_in(&mut tx, id).await?;
     sqlx::query("UPDATE staff_users SET password_hash = $1, failed_logins = 0, locked_until = NULL WHERE id = $2").bind(hash).bind(id).execute(&mut *tx).await?;
     end_sessions(&mut tx, id, now).await?;
     audit::record(&mut tx, now, actor, "staff.password_reset", &format!("staff:{id}"), None::<()>, None::<()>).await?;
     tx.commit().await?;
-    Ok(password)
+    Ok((account.username, password))
 }
 
 /// A member of staff changes their own password, giving the current one. Their other sessions

@@ -150,11 +150,7 @@ async fn unlock(State(state): State<AppState>, user: StaffUser, Path(id): Path<i
 
 async fn reset_password(State(state): State<AppState>, user: StaffUser, Path(id): Path<i64>) -> Response {
     let now = state.clock.now_ms();
-    let result = async {
-        let username = staff::list(&state.store).await?.into_iter().find(|a| a.id == id).map(|a| a.username).ok_or_else(|| Error::NotFound(format!("staff account {id}")))?;
-        Ok::<_, Error>((username, staff::reset_password(&state.store, id, &user.actor(), now).await?))
-    }
-    .await;
+    let result = staff::reset_password(&state.store, id, &user.actor(), now).await;
     match result {
         Ok(shown) => page(load(&state, &user, Some(shown)).await),
         Err(e) => done(&state, &user, Err(e), "/admin/staff").await,
