@@ -2,8 +2,9 @@
 //! game server calls it, against the floor server on port 0: spread over many accounts, and all on
 //! one hot account. Printed beside it, measured in the same run with the same client, concurrency
 //! and database: the HTTP round trip to a trivial endpoint (a static file: no database, no
-//! signature), the same bets and wins called in process (no HTTP), and the raw limit of one
-//! durable transaction per operation (a single-row INSERT committed on its own).
+//! signature), the same bets and wins called in process through the group commit (no HTTP) and
+//! one transaction per request (the design before group commit), and the raw limit of one durable
+//! transaction per operation (a single-row INSERT committed on its own).
 //!
 //! `cargo bench -p floor-server --bench wallet` (both databases). Environment:
 //! `BENCH_BACKEND=sqlite|postgres|both`, `BENCH_ACCOUNTS` (default 200), `BENCH_OPS` per
@@ -20,7 +21,8 @@ use std::time::{Duration, Instant};
 use club_rules::Money;
 use floor_server::iaccount::psp::sign;
 use floor_server::iaccount::testkit::{self, GAME_SECRET, GAME_SERVER};
-use floor_server::iaccount::wallet::{self, TxnRequest};
+use floor_server::iaccount::batch::{Op, WalletWriter, WalletWriterConfig};
+use floor_server::iaccount::wallet::{self, Kind, TxnRequest};
 use floor_server::iaccount::{self, cashier};
 use floor_server::store::{Backend, Store};
 use floor_server::testing::{TestDb, TestServer, test_config};
@@ -52,6 +54,8 @@ struct Round {
     hot: Figure,
     in_process_spread: Figure,
     in_process_hot: Figure,
+    per_txn_spread: Figure,
+    per_txn_hot: Figure,
     trivial_http: Figure,
     raw_commit: Figure,
 }
@@ -78,11 +82,13 @@ fn main() {
         line("HTTP wallet API, one hot account", med(&|r| r.hot));
         line("in process (no HTTP), spread", med(&|r| r.in_process_spread));
         line("in process (no HTTP), one hot account", med(&|r| r.in_process_hot));
+        line("in process, 1 transaction per request, spread", med(&|r| r.per_txn_spread));
+        line("in process, 1 transaction per request, hot", med(&|r| r.per_txn_hot));
         line("baseline: HTTP round trip, static file", med(&|r| r.trivial_http));
         line("baseline: raw 1-row INSERT, 1 commit each", med(&|r| r.raw_commit));
         for (i, r) in results.iter().enumerate() {
             println!(
-                "    round {}: spread {:.0}/s (p99 {:.2} ms), hot {:.0}/s (p99 {:.2} ms), in process {:.0}/s and {:.0}/s, static {:.0}/s, raw commit {:.0}/s",
+                "    round {}: spread {:.0}/s (p99 {:.2} ms), hot {:.0}/s (p99 {:.2} ms), in process {:.0}/s and {:.0}/s, per transaction {:.0}/s and {:.0}/s, static {:.0}/s, raw commit {:.0}/s",
                 i + 1,
                 r.spread.per_s,
                 r.spread.p99_ms,
@@ -90,6 +96,8 @@ fn main() {
                 r.hot.p99_ms,
                 r.in_process_spread.per_s,
                 r.in_process_hot.per_s,
+                r.per_txn_spread.per_s,
+                r.per_txn_hot.per_s,
                 r.trivial_http.per_s,
                 r.raw_commit.per_s
             );
@@ -141,8 +149,15 @@ async fn round(backend: Backend, n: usize, ops: usize, concurrency: usize) -> Op
     .await;
     let spread = drive(ops, concurrency, http_op(&http, &base, &accounts, "s", false)).await;
     let hot = drive(ops, concurrency, http_op(&http, &base, &accounts, "h", true)).await;
-    let in_process_spread = drive(ops, concurrency, direct_op(&store, &accounts, "ds", false)).await;
-    let in_process_hot = drive(ops, concurrency, direct_op(&store, &accounts, "dh", true)).await;
+    let (writer, writer_tasks) = WalletWriter::start(store.clone(), WalletWriterConfig { writers: writers(backend), ..WalletWriterConfig::default() });
+    let in_process_spread = drive(ops, concurrency, grouped_op(&writer, &accounts, "gs", false)).await;
+    let in_process_hot = drive(ops, concurrency, grouped_op(&writer, &accounts, "gh", true)).await;
+    drop(writer);
+    for t in writer_tasks {
+        t.await.unwrap();
+    }
+    let per_txn_spread = drive(ops, concurrency, direct_op(&store, &accounts, "ds", false)).await;
+    let per_txn_hot = drive(ops, concurrency, direct_op(&store, &accounts, "dh", true)).await;
     for (id, _) in accounts.iter() {
         let a = iaccount::get(&store, *id).await.unwrap();
         let sums = iaccount::ledger_sums(&store, *id).await.unwrap();
@@ -151,7 +166,7 @@ async fn round(backend: Backend, n: usize, ops: usize, concurrency: usize) -> Op
     let raw_commit = raw_commits(&store, accounts[0].0, ops, concurrency).await;
     // The server closes the store when it stops.
     server.shutdown().await.unwrap();
-    Some(Round { spread, hot, in_process_spread, in_process_hot, trivial_http, raw_commit })
+    Some(Round { spread, hot, in_process_spread, in_process_hot, per_txn_spread, per_txn_hot, trivial_http, raw_commit })
 }
 
 /// Runs `ops` operations, `concurrency` at a time; `op(i)` is the i-th. Returns the figure.
@@ -223,6 +238,26 @@ fn http_op(http: &reqwest::Client, base: &str, accounts: &Arc<Vec<(i64, String)>
             let status = r.status();
             let text = r.text().await.unwrap();
             assert!(status.is_success(), "{path}: {status} {text}");
+        })
+    }
+}
+
+/// The server's default number of wallet writers (`[wallet] writers = 0`).
+fn writers(backend: Backend) -> usize {
+    match backend {
+        Backend::Sqlite => 1,
+        Backend::Postgres => 4,
+    }
+}
+
+fn grouped_op(writer: &WalletWriter, accounts: &Arc<Vec<(i64, String)>>, tag: &'static str, hot: bool) -> impl Fn(usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Clone + Send + 'static {
+    let (writer, accounts) = (writer.clone(), accounts.clone());
+    move |i| {
+        let writer = writer.clone();
+        let (bet, req) = request(&accounts, tag, hot, i);
+        Box::pin(async move {
+            let kind = if bet { Kind::Bet } else { Kind::Win };
+            writer.submit(Op::new(GAME_SERVER, kind, &req, T0)).await.unwrap();
         })
     }
 }

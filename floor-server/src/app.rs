@@ -32,6 +32,8 @@ pub struct AppState {
     pub rules: Arc<club_rules::Rules>,
     pub hub: Hub,
     pub ingest: ingest::Ingest,
+    /// The wallet API's writers and game-server secrets.
+    pub wallet: crate::iaccount::api::WalletApi,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
     /// Terminal connections, waited for at shutdown.
@@ -98,6 +100,15 @@ pub async fn run(
         rules.clone(),
         ingest::IngestConfig { max_batch: config.ingest.max_batch, writers, queue: config.ingest.queue },
     );
+    let wallet_writers = match (config.wallet.writers, store.backend()) {
+        (0, Backend::Sqlite) => 1,
+        (0, Backend::Postgres) => 4,
+        (n, _) => n,
+    };
+    let (wallet_writer, wallet_tasks) = crate::iaccount::batch::WalletWriter::start(
+        store.clone(),
+        crate::iaccount::batch::WalletWriterConfig { max_batch: config.wallet.max_batch, writers: wallet_writers, queue: config.wallet.queue },
+    );
     let stop = CancellationToken::new();
     let hub = Hub::default();
     let hub_task = tokio::spawn(hub.clone().run(store.clone(), Duration::from_millis(config.broadcast_poll_ms), stop.clone()));
@@ -109,6 +120,7 @@ pub async fn run(
         rules,
         hub,
         ingest,
+        wallet: crate::iaccount::api::WalletApi::new(wallet_writer),
         shutdown: stop.clone(),
         tasks: TaskTracker::new(),
         metrics: telemetry::metrics_handle(),
@@ -150,7 +162,7 @@ pub async fn run(
     if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
         tracing::warn!("terminal connections did not finish in time");
     }
-    for t in writer_tasks {
+    for t in writer_tasks.into_iter().chain(wallet_tasks) {
         let _ = t.await;
     }
     stop.cancel();

@@ -23,6 +23,8 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     pub log: LogConfig,
     pub ingest: IngestSettings,
+    /// The wallet API's group commit (`iaccount::batch`).
+    pub wallet: WalletSettings,
     pub gateway: GatewaySettings,
     /// How often each process looks for new floor-wide messages (card blocks), in milliseconds.
     pub broadcast_poll_ms: u64,
@@ -42,6 +44,7 @@ impl Default for Config {
             tls: None,
             log: LogConfig::default(),
             ingest: IngestSettings::default(),
+            wallet: WalletSettings::default(),
             gateway: GatewaySettings::default(),
             broadcast_poll_ms: 200,
             shutdown_grace_secs: 10,
@@ -94,6 +97,23 @@ pub struct IngestSettings {
 impl Default for IngestSettings {
     fn default() -> Self {
         IngestSettings { max_batch: 1024, writers: 0, queue: 16_384 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WalletSettings {
+    /// Most game-server requests committed in one transaction.
+    pub max_batch: usize,
+    /// Writer tasks; 0 picks 1 for SQLite and 4 for PostgreSQL.
+    pub writers: usize,
+    /// Requests queued per writer before callers wait.
+    pub queue: usize,
+}
+
+impl Default for WalletSettings {
+    fn default() -> Self {
+        WalletSettings { max_batch: 256, writers: 0, queue: 4096 }
     }
 }
 

@@ -27,6 +27,9 @@ pub enum Error {
     Forbidden,
     #[error("configuration: {0}")]
     Config(String),
+    /// A service the request needs is stopping or stopped; the caller may retry later.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl Error {
@@ -46,6 +49,7 @@ impl Error {
             Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
             Error::Forbidden => StatusCode::FORBIDDEN,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Db(sqlx::Error::Database(e)) if e.is_unique_violation() => StatusCode::CONFLICT,
             Error::Db(sqlx::Error::Database(e)) if e.is_check_violation() || e.is_foreign_key_violation() => {
                 StatusCode::UNPROCESSABLE_ENTITY

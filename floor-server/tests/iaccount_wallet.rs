@@ -1,6 +1,7 @@
 //! The i-Account wallet on both databases: the stake split, idempotency, rollbacks (also before
 //! their bet), expired tokens, limits, self-exclusion both ways, bonuses, the cashier, and the
-//! ledger always summing to the balances under concurrency.
+//! ledger always summing to the balances under concurrency, and the group commit deciding a batch
+//! of requests exactly as one request at a time.
 
 use std::sync::Arc;
 
@@ -11,7 +12,8 @@ use floor_server::cashdesk;
 use floor_server::iaccount::cashier::{self, WithdrawalMethod, WithdrawalState};
 use floor_server::iaccount::responsible::{self, ExclusionOutcome};
 use floor_server::iaccount::testkit::{self, GAME_SERVER, staff};
-use floor_server::iaccount::wallet::{self, TxnRequest};
+use floor_server::iaccount::batch::{self, Op, WalletWriter, WalletWriterConfig};
+use floor_server::iaccount::wallet::{self, Kind, TxnReply, TxnRequest};
 use floor_server::iaccount::{self, Refusal, WalletError};
 use floor_server::on_both_backends;
 use floor_server::store::{Backend, Store};
@@ -179,11 +181,15 @@ async fn a_random_workload_leaves_the_ledger_equal_to_the_balances(backend: Back
         accounts.push(funded(&store, n, 5000).await);
     }
     let accounts = Arc::new(accounts);
+    // Game-server requests go through the group commit, as the API sends them; the cashier's
+    // movements run beside it in their own transactions.
+    let (writer, writer_tasks) = WalletWriter::start(store.clone(), WalletWriterConfig { max_batch: 64, writers: 4, queue: 1024 });
     let workers = 8;
     let mut tasks = Vec::new();
     for w in 0..workers {
         let store = store.clone();
         let accounts = accounts.clone();
+        let writer = writer.clone();
         tasks.push(tokio::spawn(async move {
             // a small deterministic generator per worker (xorshift): ids and amounts are inputs
             let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ (w as u64 + 1);
@@ -198,12 +204,12 @@ async fn a_random_workload_leaves_the_ledger_equal_to_the_balances(backend: Back
                 let cents = (next() % 3000) as i64 + 1;
                 let txn = format!("w{w}-{i}");
                 let result: Result<(), WalletError> = match next() % 7 {
-                    0..=2 => wallet::bet(&store, GAME_SERVER, &req(token, &txn, cents), T0).await.map(drop),
-                    3 => wallet::win(&store, GAME_SERVER, &req(token, &txn, cents), T0).await.map(drop),
+                    0..=2 => writer.submit(Op::new(GAME_SERVER, Kind::Bet, &req(token, &txn, cents), T0)).await.map(drop),
+                    3 => writer.submit(Op::new(GAME_SERVER, Kind::Win, &req(token, &txn, cents), T0)).await.map(drop),
                     4 => {
                         let target = format!("w{w}-{}", next() % (i as u64 + 1));
                         let rb = TxnRequest { rollback_transaction_id: Some(target), ..req(token, &txn, 0) };
-                        wallet::rollback(&store, GAME_SERVER, &rb, T0).await.map(drop).or_else(|e| match e {
+                        writer.submit(Op::new(GAME_SERVER, Kind::Rollback, &rb, T0)).await.map(drop).or_else(|e| match e {
                             WalletError::Refused(Refusal::NotABet) => Ok(()),
                             e => Err(e),
                         })
@@ -224,9 +230,222 @@ async fn a_random_workload_leaves_the_ledger_equal_to_the_balances(backend: Back
     for t in tasks {
         t.await.unwrap();
     }
+    drop(writer);
+    for t in writer_tasks {
+        t.await.unwrap();
+    }
     for (id, _) in accounts.iter() {
         assert_ledger_matches(&store, *id).await;
     }
+}
+
+/// The same, through the group commit as the API sends them: with four session tokens of the one
+/// account, several writers lock it at once (PostgreSQL).
+async fn a_thousand_concurrent_bets_in_group_commits_never_overdraw_one_account(backend: Backend) {
+    let Some((_db, store)) = setup(backend).await else { return };
+    let (id, first) = funded(&store, 1, 10_000).await;
+    let mut tokens = vec![first];
+    for _ in 0..3 {
+        tokens.push(wallet::launch(&store, id, GAME_SERVER, "slot", T0).await.unwrap());
+    }
+    let (writer, writer_tasks) = WalletWriter::start(store.clone(), WalletWriterConfig { max_batch: 64, writers: 4, queue: 2048 });
+    let tokens = Arc::new(tokens);
+    let mut tasks = Vec::new();
+    for i in 0..1000 {
+        let (writer, tokens) = (writer.clone(), tokens.clone());
+        tasks.push(tokio::spawn(async move { writer.submit(Op::new(GAME_SERVER, Kind::Bet, &req(&tokens[i % 4], &format!("b{i}"), 15), T0)).await }));
+    }
+    let (mut ok, mut short) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(WalletError::Refused(Refusal::InsufficientFunds { .. })) => short += 1,
+            Err(e) => panic!("unexpected: {e:?}"),
+        }
+    }
+    drop(writer);
+    for t in writer_tasks {
+        t.await.unwrap();
+    }
+    assert_eq!((ok, short), (666, 334), "EUR 100.00 covers 666 stakes of EUR 0.15");
+    assert_eq!(iaccount::get(&store, id).await.unwrap().balances.total(), eur(10));
+    assert_ledger_matches(&store, id).await;
+}
+
+/// Three players: one with a bonus to wager, one with a daily loss limit, one banned half an hour
+/// in. Answers each account's token, in that order.
+async fn three_players(store: &Store) -> Vec<String> {
+    let (bonus, t1) = funded(store, 1, 5000).await;
+    cashier::grant_bonus(store, bonus, eur(1000), 3, &staff(), T0).await.unwrap();
+    let (limited, t2) = funded(store, 2, 2000).await;
+    responsible::set_limit(store, limited, LimitKind::Loss, Period::Day, Some(eur(1500)), T0).await.unwrap();
+    let (banned, t3) = funded(store, 3, 3000).await;
+    let person: i64 = sqlx::query_scalar("SELECT person_id FROM iaccounts WHERE id = $1").bind(banned).fetch_one(store.read()).await.unwrap();
+    let ban = floor_server::club::NewExclusion {
+        kind: "ban".into(),
+        person_id: Some(person),
+        personal_id: None,
+        first_name: None,
+        last_name: None,
+        birth_date: None,
+        starts_at: T0 + HOUR / 2,
+        ends_at: None,
+        reason: Some("test".into()),
+    };
+    floor_server::club::add_exclusion(store, &ban, &staff(), T0).await.unwrap();
+    vec![t1, t2, t3]
+}
+
+/// A deterministic mix of every kind of request over the three players, ten seconds apart (so the
+/// last ones come after the ban and after the tokens expire): bets (some too big, zero), wins
+/// (some negative), rollbacks of earlier, later and unknown bets and of wins, repeats of earlier
+/// requests (some changed), round ends, an unknown token and a rollback naming nothing.
+fn mixed_requests(tokens: &[String], n: usize) -> Vec<Op> {
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut ops: Vec<Op> = Vec::with_capacity(n);
+    for i in 0..n {
+        let now = T0 + i as i64 * 10_000;
+        let token = &tokens[(next() % 3) as usize];
+        let cents = (next() % 1500) as i64;
+        let op = match next() % 12 {
+            0..=4 => Op::new(GAME_SERVER, Kind::Bet, &TxnRequest { regular: next() % 5 != 0, ..req(token, &format!("t{i}"), cents) }, now),
+            5..=6 => Op::new(GAME_SERVER, Kind::Win, &req(token, &format!("t{i}"), if next() % 10 == 0 { -cents } else { cents }), now),
+            7..=8 => {
+                let target = match next() % 4 {
+                    0 => format!("t{}", i + 1 + (next() % 5) as usize),
+                    1 => "never".to_owned(),
+                    _ => format!("t{}", next() % (i as u64 + 1)),
+                };
+                Op::new(GAME_SERVER, Kind::Rollback, &TxnRequest { rollback_transaction_id: Some(target), ..req(token, &format!("t{i}"), 0) }, now)
+            }
+            9 if i > 0 => {
+                let mut earlier = ops[(next() % i as u64) as usize].clone();
+                earlier.now = now;
+                if next() % 3 == 0 {
+                    earlier.req.amount = earlier.req.amount + eur(1);
+                }
+                earlier
+            }
+            10 => Op::new(GAME_SERVER, Kind::EndRound, &req(token, &format!("t{i}"), 0), now),
+            _ => match next() % 3 {
+                0 => Op::new(GAME_SERVER, Kind::Bet, &req("no-such-token", &format!("t{i}"), cents), now),
+                1 => Op::new(GAME_SERVER, Kind::Rollback, &req(token, &format!("t{i}"), 0), now),
+                _ => Op::new(GAME_SERVER, Kind::Bet, &req(token, &format!("t{i}"), 0), now),
+            },
+        };
+        ops.push(op);
+    }
+    ops
+}
+
+/// An answer as the two runs compare it.
+fn outcome(r: Result<TxnReply, WalletError>) -> Result<TxnReply, Refusal> {
+    r.map_err(|e| match e {
+        WalletError::Refused(r) => r,
+        WalletError::Fault(e) => panic!("fault: {e}"),
+    })
+}
+
+/// Every row the game servers' requests wrote, in order, for comparing two databases (the
+/// desk deposits that set the players up carry references of their own).
+async fn wallet_rows(store: &Store) -> (Vec<(i64, i64, String, i64, i64, i64, Option<String>, i64)>, Vec<(String, String, i64, i64, Option<String>, Option<i64>, String)>, Vec<(i64, i64, i64, i64, i64, i64)>) {
+    let ledger = sqlx::query_as("SELECT id, account_id, kind, bonus_cents, deposit_cents, winnings_cents, reference, created_at FROM wallet_ledger WHERE kind IN ('bet', 'win', 'rollback', 'bonus_release') ORDER BY id")
+        .fetch_all(store.read())
+        .await
+        .unwrap();
+    let requests = sqlx::query_as("SELECT txn_id, kind, account_id, amount_cents, ref_txn_id, ledger_id, reply FROM wallet_requests ORDER BY txn_id")
+        .fetch_all(store.read())
+        .await
+        .unwrap();
+    let accounts = sqlx::query_as("SELECT id, bonus_cents, deposit_cents, winnings_cents, wagering_left_cents, last_activity_at FROM iaccounts ORDER BY id")
+        .fetch_all(store.read())
+        .await
+        .unwrap();
+    (ledger, requests, accounts)
+}
+
+/// The group commit's promise: the same requests, decided in batches of 97 in one transaction
+/// each, get exactly the answers, ledger entries, stored requests and balances that one request at
+/// a time gets.
+async fn requests_in_batches_are_decided_exactly_as_one_at_a_time(backend: Backend) {
+    let Some((_one_db, single)) = setup(backend).await else { return };
+    let Some((_batch_db, batched)) = setup(backend).await else { return };
+    let n = 600;
+    let one_ops = mixed_requests(&three_players(&single).await, n);
+    let batch_ops = mixed_requests(&three_players(&batched).await, n);
+    let mut one_answers = Vec::with_capacity(n);
+    for op in one_ops {
+        one_answers.push(outcome(batch::one(&single, op).await));
+    }
+    let mut batch_answers = Vec::with_capacity(n);
+    for chunk in batch_ops.chunks(97) {
+        batch_answers.extend(batch::commit(&batched, chunk.to_vec()).await.into_iter().map(outcome));
+    }
+    for (i, (a, b)) in one_answers.iter().zip(&batch_answers).enumerate() {
+        assert_eq!(a, b, "request {i}");
+    }
+    let kinds = |answers: &[Result<TxnReply, Refusal>]| {
+        let mut seen: Vec<String> = answers.iter().map(|a| match a {
+            Ok(r) if r.ledger_id.is_some() => "moved".to_owned(),
+            Ok(_) => "recorded".to_owned(),
+            Err(r) => format!("{r:?}").split([' ', '{']).next().unwrap().to_owned(),
+        }).collect();
+        seen.sort();
+        seen.dedup();
+        seen
+    };
+    // The mix reaches every answer it is meant to test.
+    for expected in ["moved", "recorded", "InsufficientFunds", "LimitReached", "Blocked", "TokenExpired", "InvalidToken", "RolledBack", "TransactionMismatch", "NotABet", "InvalidAmount"] {
+        assert!(kinds(&one_answers).iter().any(|k| k == expected), "{expected} not reached: {:?}", kinds(&one_answers));
+    }
+    let (one_rows, batch_rows) = (wallet_rows(&single).await, wallet_rows(&batched).await);
+    assert_eq!(one_rows.0, batch_rows.0, "ledger entries");
+    assert_eq!(one_rows.1, batch_rows.1, "stored requests");
+    assert_eq!(one_rows.2, batch_rows.2, "balances");
+    for id in 1..=3 {
+        assert_ledger_matches(&batched, id).await;
+    }
+}
+
+/// A request the database refuses (here a trigger) fails its batch's commit: it gets its own
+/// error, and the others of the batch are committed once, one by one.
+async fn a_request_that_faults_is_answered_alone_and_the_rest_of_its_batch_commits(backend: Backend) {
+    let Some((_db, store)) = setup(backend).await else { return };
+    let (id, token) = funded(&store, 1, 1000).await;
+    let trigger: &[&str] = match backend {
+        Backend::Sqlite => &["CREATE TRIGGER poison BEFORE INSERT ON wallet_ledger WHEN NEW.reference = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END"],
+        Backend::Postgres => &[
+            "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.reference = 'poison' THEN RAISE EXCEPTION 'poisoned'; END IF; RETURN NEW; END $$",
+            "CREATE TRIGGER poison BEFORE INSERT ON wallet_ledger FOR EACH ROW EXECUTE FUNCTION poison()",
+        ],
+    };
+    for sql in trigger {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(*sql)).execute(store.read()).await.unwrap();
+    }
+    let ops = vec![
+        Op::new(GAME_SERVER, Kind::Bet, &req(&token, "b1", 100), T0),
+        Op::new(GAME_SERVER, Kind::Bet, &req(&token, "poison", 100), T0),
+        Op::new(GAME_SERVER, Kind::Win, &req(&token, "w1", 50), T0),
+        Op::new(GAME_SERVER, Kind::Bet, &req(&token, "b2", 100), T0),
+    ];
+    let out = batch::commit(&store, ops.clone()).await;
+    assert!(matches!(out[1], Err(WalletError::Fault(_))), "{:?}", out[1]);
+    let totals: Vec<Money> = [&out[0], &out[2], &out[3]].iter().map(|r| r.as_ref().unwrap().balance.total).collect();
+    assert_eq!(totals, vec![eur(900), eur(950), eur(850)]);
+    assert_eq!(iaccount::get(&store, id).await.unwrap().balances.total(), eur(850));
+    // Sent again, the answered ones are answered as stored and move nothing.
+    let again = batch::commit(&store, vec![ops[0].clone(), ops[2].clone(), ops[3].clone()]).await;
+    assert_eq!(again.into_iter().map(|r| r.unwrap().balance.total).collect::<Vec<_>>(), totals);
+    assert_eq!(iaccount::get(&store, id).await.unwrap().balances.total(), eur(850));
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM wallet_requests WHERE txn_id = 'poison'").fetch_one(store.read()).await.unwrap();
+    assert_eq!(stored, 0);
+    assert_ledger_matches(&store, id).await;
 }
 
 async fn a_loss_limit_refuses_the_bet_that_could_pass_it_and_raising_waits_24_hours(backend: Backend) {
@@ -571,6 +790,9 @@ on_both_backends!(
     after_the_token_expires_bets_are_refused_but_wins_and_rollbacks_accepted,
     insufficient_funds_is_refused_with_the_balance,
     a_thousand_concurrent_bets_never_overdraw_one_account,
+    a_thousand_concurrent_bets_in_group_commits_never_overdraw_one_account,
+    requests_in_batches_are_decided_exactly_as_one_at_a_time,
+    a_request_that_faults_is_answered_alone_and_the_rest_of_its_batch_commits,
     a_random_workload_leaves_the_ledger_equal_to_the_balances,
     a_loss_limit_refuses_the_bet_that_could_pass_it_and_raising_waits_24_hours,
     a_deposit_limit_refuses_the_deposit_over_it,

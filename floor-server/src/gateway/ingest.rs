@@ -93,10 +93,11 @@ impl Ingest {
     }
 }
 
-fn shard(terminal: &str, n: usize) -> usize {
+/// The writer for `key` among `n`: stable across processes and runs.
+pub(crate) fn shard(key: &str, n: usize) -> usize {
     // FNV-1a: stable across processes and runs.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in terminal.bytes() {
+    for b in key.bytes() {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }

@@ -6,6 +6,10 @@
 //! `X-Game-Server` with its id, `X-Signature` with the hex HMAC-SHA256 of the body); the
 //! signature is checked in constant time before the body is even parsed. Answers are JSON; a
 //! refusal is `{"error": code, ...}` with a 4xx status, insufficient funds with the balance.
+//! A server's secret never changes, so it is read from the database once per process; whether the
+//! server is still enabled is checked in each request's own transaction (`batch`), so disabling
+//! one takes effect at once on every process. Bets, wins, rollbacks and round ends go to the
+//! wallet's writers and are answered after their batch's commit.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -16,15 +20,46 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use utoipa::OpenApi;
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use super::batch::{Op, WalletWriter};
 use super::psp;
-use super::wallet::{self, BalanceView, TxnReply, TxnRequest};
+use super::wallet::{self, BalanceView, Kind, TxnReply, TxnRequest};
 use super::{Refusal, WalletError};
 use crate::app::AppState;
+use crate::error::Result;
+use crate::store::Store;
 
 /// Header naming the calling game server.
 pub const GAME_SERVER_HEADER: &str = "x-game-server";
 /// Header with the hex HMAC-SHA256 of the request body.
 pub const SIGNATURE_HEADER: &str = "x-signature";
+
+/// What the wallet API shares between requests: the writers, and the game servers' secrets.
+#[derive(Clone)]
+pub struct WalletApi {
+    pub writer: WalletWriter,
+    secrets: Arc<RwLock<HashMap<String, Arc<str>>>>,
+}
+
+impl WalletApi {
+    pub fn new(writer: WalletWriter) -> WalletApi {
+        WalletApi { writer, secrets: Arc::default() }
+    }
+
+    /// The secret of a game server: from memory after the first request (a server's secret never
+    /// changes); only an enabled server's is loaded.
+    async fn secret(&self, store: &Store, id: &str) -> Result<Option<Arc<str>>> {
+        if let Some(s) = self.secrets.read().expect("secrets lock").get(id) {
+            return Ok(Some(s.clone()));
+        }
+        let Some(secret) = wallet::game_server_secret(store, id).await? else { return Ok(None) };
+        let secret: Arc<str> = secret.into();
+        self.secrets.write().expect("secrets lock").insert(id.to_owned(), secret.clone());
+        Ok(Some(secret))
+    }
+}
 
 /// The i-Account's routes.
 pub fn routes() -> Router<AppState> {
@@ -95,7 +130,7 @@ impl From<WalletError> for ApiError {
                 let status = match r {
                     Refusal::InsufficientFunds { .. } => StatusCode::PAYMENT_REQUIRED,
                     Refusal::LimitReached { .. } | Refusal::SelfExcluded | Refusal::Blocked => StatusCode::FORBIDDEN,
-                    Refusal::TokenExpired | Refusal::InvalidToken => StatusCode::UNAUTHORIZED,
+                    Refusal::TokenExpired | Refusal::InvalidToken | Refusal::UnknownGameServer => StatusCode::UNAUTHORIZED,
                     Refusal::RolledBack | Refusal::TransactionMismatch => StatusCode::CONFLICT,
                     Refusal::NotABet | Refusal::InvalidAmount | Refusal::BelowMinimum => StatusCode::UNPROCESSABLE_ENTITY,
                 };
@@ -114,11 +149,11 @@ impl From<WalletError> for ApiError {
 }
 
 /// Checks the signature and parses the body; answers with the game server's id.
-async fn signed<T: serde::de::DeserializeOwned>(state: &AppState, headers: &HeaderMap, body: &Bytes) -> Result<(String, T), ApiError> {
+async fn signed<T: serde::de::DeserializeOwned>(state: &AppState, headers: &HeaderMap, body: &Bytes) -> std::result::Result<(String, T), ApiError> {
     let bad = || ApiError(StatusCode::UNAUTHORIZED, serde_json::json!({ "error": "bad_signature" }));
     let id = headers.get(GAME_SERVER_HEADER).and_then(|v| v.to_str().ok()).ok_or_else(bad)?.to_owned();
     let sig = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).ok_or_else(bad)?;
-    let secret = wallet::game_server_secret(&state.store, &id).await.map_err(|e| ApiError::from(WalletError::Fault(e)))?.ok_or_else(bad)?;
+    let secret = state.wallet.secret(&state.store, &id).await.map_err(|e| ApiError::from(WalletError::Fault(e)))?.ok_or_else(bad)?;
     if !psp::verify(&secret, body, sig) {
         tracing::warn!(game_server = %id, "wallet request with a bad signature refused");
         return Err(bad());
@@ -130,7 +165,7 @@ async fn signed<T: serde::de::DeserializeOwned>(state: &AppState, headers: &Head
 /// The player behind a live session token.
 #[utoipa::path(post, path = "/wallet/v1/authenticate", request_body = TokenRequest,
     responses((status = 200, body = AuthReply), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-async fn authenticate(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<axum::Json<AuthReply>, ApiError> {
+async fn authenticate(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> std::result::Result<axum::Json<AuthReply>, ApiError> {
     let (gs, req): (String, TokenRequest) = signed(&state, &headers, &body).await?;
     let (player_id, balance) = wallet::authenticate(&state.store, &gs, &req.token, state.clock.now_ms()).await?;
     Ok(axum::Json(AuthReply { player_id, currency: "EUR".into(), balance }))
@@ -139,7 +174,7 @@ async fn authenticate(State(state): State<AppState>, headers: HeaderMap, body: B
 /// The balances behind a token (also after it expired).
 #[utoipa::path(post, path = "/wallet/v1/balance", request_body = TokenRequest,
     responses((status = 200, body = AuthReply), (status = 401, body = ErrorBody)))]
-async fn balance(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<axum::Json<AuthReply>, ApiError> {
+async fn balance(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> std::result::Result<axum::Json<AuthReply>, ApiError> {
     let (gs, req): (String, TokenRequest) = signed(&state, &headers, &body).await?;
     let (player_id, balance) = wallet::balance(&state.store, &gs, &req.token).await?;
     Ok(axum::Json(AuthReply { player_id, currency: "EUR".into(), balance }))
@@ -150,30 +185,30 @@ async fn balance(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
     responses((status = 200, body = TxnReply), (status = 402, description = "insufficient funds", body = ErrorBody),
               (status = 403, description = "limit reached, self-excluded or blocked", body = ErrorBody),
               (status = 409, description = "rolled back before it arrived", body = ErrorBody)))]
-async fn bet(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<axum::Json<TxnReply>, ApiError> {
+async fn bet(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> std::result::Result<axum::Json<TxnReply>, ApiError> {
     let (gs, req): (String, TxnRequest) = signed(&state, &headers, &body).await?;
-    Ok(axum::Json(wallet::bet(&state.store, &gs, &req, state.clock.now_ms()).await?))
+    Ok(axum::Json(state.wallet.writer.submit(Op::new(&gs, Kind::Bet, &req, state.clock.now_ms())).await?))
 }
 
 /// A win, credited as winnings; accepted after the token expired.
 #[utoipa::path(post, path = "/wallet/v1/win", request_body = TxnRequest, responses((status = 200, body = TxnReply), (status = 401, body = ErrorBody)))]
-async fn win(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<axum::Json<TxnReply>, ApiError> {
+async fn win(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> std::result::Result<axum::Json<TxnReply>, ApiError> {
     let (gs, req): (String, TxnRequest) = signed(&state, &headers, &body).await?;
-    Ok(axum::Json(wallet::win(&state.store, &gs, &req, state.clock.now_ms()).await?))
+    Ok(axum::Json(state.wallet.writer.submit(Op::new(&gs, Kind::Win, &req, state.clock.now_ms())).await?))
 }
 
 /// Undoes a bet (`rollback_transaction_id`); may arrive before the bet.
 #[utoipa::path(post, path = "/wallet/v1/rollback", request_body = TxnRequest, responses((status = 200, body = TxnReply), (status = 422, body = ErrorBody)))]
-async fn rollback(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<axum::Json<TxnReply>, ApiError> {
+async fn rollback(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> std::result::Result<axum::Json<TxnReply>, ApiError> {
     let (gs, req): (String, TxnRequest) = signed(&state, &headers, &body).await?;
-    Ok(axum::Json(wallet::rollback(&state.store, &gs, &req, state.clock.now_ms()).await?))
+    Ok(axum::Json(state.wallet.writer.submit(Op::new(&gs, Kind::Rollback, &req, state.clock.now_ms())).await?))
 }
 
 /// The end of a round.
 #[utoipa::path(post, path = "/wallet/v1/end-round", request_body = TxnRequest, responses((status = 200, body = TxnReply)))]
-async fn end_round(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<axum::Json<TxnReply>, ApiError> {
+async fn end_round(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> std::result::Result<axum::Json<TxnReply>, ApiError> {
     let (gs, req): (String, TxnRequest) = signed(&state, &headers, &body).await?;
-    Ok(axum::Json(wallet::end_round(&state.store, &gs, &req, state.clock.now_ms()).await?))
+    Ok(axum::Json(state.wallet.writer.submit(Op::new(&gs, Kind::EndRound, &req, state.clock.now_ms())).await?))
 }
 
 /// The processor's webhook: signed with the shared webhook secret; the only thing that credits a

@@ -16,14 +16,14 @@
 //! Not here: the console pages (the cashier console calls these with the staff member as the
 //! actor, after its identity check).
 
-use club_rules::online::{self, Balances};
+use club_rules::online;
 use club_rules::{Money, Rules};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::{Any, Row, Transaction};
 
-use super::{Delta, Entry, EntryKind, Refusal, WalletError, WalletResult, gate, limit_rows, lock, period_index, post, usage};
+use super::{Delta, Entry, EntryKind, Refusal, WalletResult, gate, limit_rows, lock, period_index, post, usage};
 use crate::audit::{self, Actor};
 use crate::cashdesk::{self, CashKind, CashTotal};
 use crate::clock::Millis;
@@ -44,18 +44,6 @@ fn staff_only(actor: &Actor) -> Result<()> {
     }
 }
 
-fn map_refusal(b: Balances) -> impl Fn(online::OnlineRefusal) -> WalletError {
-    move |r| {
-        match r {
-            online::OnlineRefusal::InsufficientFunds => Refusal::InsufficientFunds { balance: b.withdrawable() },
-            online::OnlineRefusal::LimitReached { kind, period } => Refusal::LimitReached { kind, period },
-            online::OnlineRefusal::NotPositive => Refusal::InvalidAmount,
-            online::OnlineRefusal::BelowMinimum => Refusal::BelowMinimum,
-        }
-        .into()
-    }
-}
-
 /// Checks the gate and the deposit limits for a deposit of `amount` starting now. Call after
 /// [`lock`].
 pub async fn deposit_allowed(tx: &mut Transaction<'static, Any>, account: &super::Account, amount: Money, now: Millis) -> WalletResult<()> {
@@ -63,7 +51,7 @@ pub async fn deposit_allowed(tx: &mut Transaction<'static, Any>, account: &super
     let now_t = time(now)?;
     let limits = online::limits_in_force(&limit_rows(tx, account.id).await?, now_t);
     let used = usage(tx, account.id, now_t).await?;
-    online::check_deposit(&limits, |p| used[period_index(p)], amount).map_err(map_refusal(account.balances))
+    online::check_deposit(&limits, |p| used[period_index(p)], amount).map_err(super::refusal_from(account.balances.withdrawable()))
 }
 
 /// Records a completed deposit and credits it as deposited funds. Call after [`lock`].
@@ -178,7 +166,7 @@ async fn withdraw(
         WithdrawalMethod::Bank => online::minimum_bank_withdrawal(),
         WithdrawalMethod::Desk => Money::ZERO,
     };
-    let split = online::split_withdrawal(&account.balances, amount, minimum).map_err(map_refusal(account.balances))?;
+    let split = online::split_withdrawal(&account.balances, amount, minimum).map_err(super::refusal_from(account.balances.withdrawable()))?;
     let voided = online::bonus_voided_by_withdrawal(account.balances.bonus, account.wagering_left);
     if voided > Money::ZERO {
         post(

@@ -17,6 +17,7 @@
 //! The player pages and JSON API are in [`player`], on the shared web foundation.
 
 pub mod api;
+pub mod batch;
 pub mod cashier;
 pub mod jobs;
 pub mod player;
@@ -103,6 +104,10 @@ pub enum Refusal {
     InvalidAmount,
     #[error("below the minimum")]
     BelowMinimum,
+    /// The game server is unknown or disabled: to the caller, its signature is not accepted.
+    #[serde(rename = "bad_signature")]
+    #[error("unknown or disabled game server")]
+    UnknownGameServer,
 }
 
 /// A wallet operation's failure: a refusal the caller can act on, or a fault.
@@ -188,7 +193,7 @@ pub async fn lock(tx: &mut Transaction<'static, Any>, account_id: i64) -> Result
     account_from_row(&row)
 }
 
-fn account_from_row(row: &sqlx::any::AnyRow) -> Result<Account> {
+pub(crate) fn account_from_row(row: &sqlx::any::AnyRow) -> Result<Account> {
     let state: String = row.try_get("state")?;
     Ok(Account {
         id: row.try_get("id")?,
@@ -260,32 +265,59 @@ pub async fn post(tx: &mut Transaction<'static, Any>, account_id: i64, e: &Entry
 /// person may have no exclusion or ban in force and no club membership that is self-excluded or
 /// banned. Withdrawals do not ask (a self-excluded player can still withdraw).
 pub async fn gate(tx: &mut Transaction<'static, Any>, account: &Account, now: Millis) -> WalletResult<()> {
-    match account.state {
-        AccountState::Active => {}
-        AccountState::Unverified | AccountState::Blocked | AccountState::Closed => return Err(Refusal::Blocked.into()),
+    if account.state != AccountState::Active {
+        return standing(account.state, &[], Vec::new());
     }
-    let row = sqlx::query(
+    let rows = sqlx::query(
         "SELECT p.personal_id, p.first_name, p.last_name, p.birth_date, m.state AS member_state \
          FROM persons p LEFT JOIN members m ON m.person_id = p.id WHERE p.id = $1",
     )
     .bind(account.person_id)
-    .fetch_one(&mut **tx)
+    .fetch_all(&mut **tx)
     .await?;
+    let row = rows.first().ok_or_else(|| Error::NotFound(format!("person {}", account.person_id)))?;
     let personal_id: Option<String> = row.try_get("personal_id")?;
     let first: String = row.try_get("first_name")?;
     let last: String = row.try_get("last_name")?;
     let birth: String = row.try_get("birth_date")?;
-    let member_state: Option<String> = row.try_get("member_state")?;
-    match member_state.as_deref() {
-        Some("self_excluded") => return Err(Refusal::SelfExcluded.into()),
-        Some("banned") => return Err(Refusal::Blocked.into()),
-        _ => {}
-    }
+    let members = rows.iter().map(|r| r.try_get("member_state")).collect::<std::result::Result<Vec<Option<String>>, _>>()?;
     let kinds = crate::club::active_exclusions(tx, account.person_id, personal_id.as_deref(), &first, &last, &birth, now).await?;
-    match kinds.into_iter().min() {
+    standing(account.state, &members, kinds)
+}
+
+/// The gate's verdict from what it read: the account's state, the states of the person's club
+/// memberships, and the kinds of exclusion in force.
+pub(crate) fn standing(state: AccountState, member_states: &[Option<String>], exclusions: Vec<ExclusionKind>) -> WalletResult<()> {
+    match state {
+        AccountState::Active => {}
+        AccountState::Unverified | AccountState::Blocked | AccountState::Closed => return Err(Refusal::Blocked.into()),
+    }
+    let member = |s: &str| member_states.iter().any(|m| m.as_deref() == Some(s));
+    if member("self_excluded") {
+        return Err(Refusal::SelfExcluded.into());
+    }
+    if member("banned") {
+        return Err(Refusal::Blocked.into());
+    }
+    match exclusions.into_iter().min() {
         Some(ExclusionKind::Register | ExclusionKind::OwnRequest) => Err(Refusal::SelfExcluded.into()),
         Some(ExclusionKind::Ban) => Err(Refusal::Blocked.into()),
         None => Ok(()),
+    }
+}
+
+/// A refusal of the pure rules as the wallet's, reporting `balance` with insufficient funds
+/// (what can be staked for a bet, what can be withdrawn for a withdrawal).
+pub(crate) fn refusal_from(balance: Money) -> impl Fn(club_rules::online::OnlineRefusal) -> WalletError {
+    use club_rules::online::OnlineRefusal;
+    move |r| {
+        match r {
+            OnlineRefusal::InsufficientFunds => Refusal::InsufficientFunds { balance },
+            OnlineRefusal::LimitReached { kind, period } => Refusal::LimitReached { kind, period },
+            OnlineRefusal::NotPositive => Refusal::InvalidAmount,
+            OnlineRefusal::BelowMinimum => Refusal::BelowMinimum,
+        }
+        .into()
     }
 }
 
@@ -318,19 +350,20 @@ pub async fn limit_rows(tx: &mut Transaction<'static, Any>, account_id: i64) -> 
         .bind(account_id)
         .fetch_all(&mut **tx)
         .await?;
-    rows.iter()
-        .map(|r| {
-            let kind: String = r.try_get("kind")?;
-            let period: String = r.try_get("period")?;
-            Ok(LimitRow {
-                seq: r.try_get("id")?,
-                kind: LimitKind::from_code(&kind).ok_or_else(|| Error::invalid("limit kind"))?,
-                period: Period::from_code(&period).ok_or_else(|| Error::invalid("limit period"))?,
-                amount: r.try_get::<Option<i64>, _>("amount_cents")?.map(Money::from_cents),
-                effective_at: time(r.try_get("effective_at")?)?,
-            })
-        })
-        .collect()
+    rows.iter().map(limit_row).collect()
+}
+
+/// One row of `iaccount_limits`.
+pub(crate) fn limit_row(r: &sqlx::any::AnyRow) -> Result<LimitRow> {
+    let kind: String = r.try_get("kind")?;
+    let period: String = r.try_get("period")?;
+    Ok(LimitRow {
+        seq: r.try_get("id")?,
+        kind: LimitKind::from_code(&kind).ok_or_else(|| Error::invalid("limit kind"))?,
+        period: Period::from_code(&period).ok_or_else(|| Error::invalid("limit period"))?,
+        amount: r.try_get::<Option<i64>, _>("amount_cents")?.map(Money::from_cents),
+        effective_at: time(r.try_get("effective_at")?)?,
+    })
 }
 
 /// What the account staked, won and deposited in each rolling window ending at `now`.

@@ -6,22 +6,26 @@
 //! answer again and changes nothing. Refusals are not stored (the game server may retry the same
 //! id once the player has funds). A rollback whose bet is unknown is stored as a tombstone, so the
 //! bet, if it arrives later, is refused. Bets need a live token; wins, rollbacks and round ends
-//! are accepted after it expired (the round was started while it was valid).
+//! are accepted after it expired (the round was started while it was valid). A disabled game
+//! server's requests are refused, each checked in its own transaction.
+//!
+//! The money requests are decided in `batch`, many to a transaction for the wallet API; the
+//! functions here apply one request in its own transaction, through the same code.
 //!
 //! Not here: HTTP and signatures (`api`).
 
 use chrono::Duration;
 use club_rules::Money;
-use club_rules::online::{self, Balances, OnlineRefusal};
+use club_rules::online::Balances;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::{Any, Row, Transaction};
 
-use super::{Delta, Entry, EntryKind, Refusal, WalletError, WalletResult, gate, limit_rows, lock, period_index, post, usage};
+use super::batch::{self, Op};
+use super::{Refusal, WalletResult, gate, lock};
 use crate::audit::{self, Actor};
 use crate::clock::Millis;
 use crate::error::{Error, Result};
-use crate::ledger::time;
 use crate::store::Store;
 
 /// How long a game session token is good for bets.
@@ -64,7 +68,7 @@ pub struct Session {
     pub expires_at: Millis,
 }
 
-fn token_hash(token: &str) -> String {
+pub(crate) fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
@@ -183,6 +187,13 @@ pub async fn launch(store: &Store, account_id: i64, game_server: &str, game: &st
 }
 
 async fn session(tx: &mut Transaction<'static, Any>, game_server: &str, token: &str) -> WalletResult<Session> {
+    let enabled: Option<i64> = sqlx::query_scalar("SELECT 1 FROM game_servers WHERE id = $1 AND revoked_at IS NULL")
+        .bind(game_server)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if enabled.is_none() {
+        return Err(Refusal::UnknownGameServer.into());
+    }
     let row = sqlx::query("SELECT account_id, game, expires_at FROM wallet_sessions WHERE token_hash = $1 AND game_server = $2")
         .bind(token_hash(token))
         .bind(game_server)
@@ -237,8 +248,9 @@ fn yes() -> bool {
     true
 }
 
+/// The kinds of money request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub enum Kind {
     Bet,
     Win,
     Rollback,
@@ -246,7 +258,8 @@ enum Kind {
 }
 
 impl Kind {
-    fn code(self) -> &'static str {
+    pub const ALL: [Kind; 4] = [Kind::Bet, Kind::Win, Kind::Rollback, Kind::EndRound];
+    pub fn code(self) -> &'static str {
         match self {
             Kind::Bet => "bet",
             Kind::Win => "win",
@@ -254,279 +267,29 @@ impl Kind {
             Kind::EndRound => "end_round",
         }
     }
-}
-
-/// Looks up a previous request with this id: its stored answer if it is the same request.
-async fn repeat(tx: &mut Transaction<'static, Any>, game_server: &str, kind: Kind, account_id: i64, req: &TxnRequest) -> WalletResult<Option<TxnReply>> {
-    let row = sqlx::query("SELECT kind, account_id, amount_cents, reply FROM wallet_requests WHERE game_server = $1 AND txn_id = $2")
-        .bind(game_server)
-        .bind(&req.transaction_id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    let same = row.try_get::<String, _>("kind")? == kind.code()
-        && row.try_get::<i64, _>("account_id")? == account_id
-        && row.try_get::<i64, _>("amount_cents")? == req.amount.cents();
-    if !same {
-        return Err(Refusal::TransactionMismatch.into());
+    pub fn from_code(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.code() == s)
     }
-    let reply: String = row.try_get("reply")?;
-    Ok(Some(serde_json::from_str(&reply).map_err(|e| Error::Config(format!("stored reply: {e}")))?))
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn store_request(
-    tx: &mut Transaction<'static, Any>,
-    game_server: &str,
-    kind: Kind,
-    account_id: i64,
-    req: &TxnRequest,
-    ledger_id: Option<i64>,
-    reply: &TxnReply,
-    now: Millis,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO wallet_requests (game_server, txn_id, kind, account_id, round_id, amount_cents, ref_txn_id, ledger_id, status, reply, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 200, $9, $10)",
-    )
-    .bind(game_server)
-    .bind(&req.transaction_id)
-    .bind(kind.code())
-    .bind(account_id)
-    .bind(&req.round_id)
-    .bind(req.amount.cents())
-    .bind(&req.rollback_transaction_id)
-    .bind(ledger_id)
-    .bind(serde_json::to_string(reply).expect("reply serialises"))
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-async fn balances_now(tx: &mut Transaction<'static, Any>, account_id: i64) -> Result<Balances> {
-    let row = sqlx::query("SELECT bonus_cents, deposit_cents, winnings_cents FROM iaccounts WHERE id = $1")
-        .bind(account_id)
-        .fetch_one(&mut **tx)
-        .await?;
-    Ok(Balances {
-        bonus: Money::from_cents(row.try_get("bonus_cents")?),
-        deposited: Money::from_cents(row.try_get("deposit_cents")?),
-        winnings: Money::from_cents(row.try_get("winnings_cents")?),
-    })
-}
-
-fn actor(game_server: &str) -> String {
-    format!("game_server:{game_server}")
 }
 
 /// A stake: bonus first, then deposits, then winnings, within the player's limits.
 pub async fn bet(store: &Store, game_server: &str, req: &TxnRequest, now: Millis) -> WalletResult<TxnReply> {
-    let mut tx = store.begin().await?;
-    let s = session(&mut tx, game_server, &req.token).await?;
-    let account = lock(&mut tx, s.account_id).await?;
-    if let Some(reply) = repeat(&mut tx, game_server, Kind::Bet, account.id, req).await? {
-        return Ok(reply);
-    }
-    let stake = super::positive(req.amount)?;
-    let tombstone: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM wallet_requests WHERE game_server = $1 AND ref_txn_id = $2 AND kind = 'rollback'")
-            .bind(game_server)
-            .bind(&req.transaction_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    if tombstone.is_some() {
-        return Err(Refusal::RolledBack.into());
-    }
-    if now >= s.expires_at {
-        return Err(Refusal::TokenExpired.into());
-    }
-    gate(&mut tx, &account, now).await?;
-    let now_t = time(now)?;
-    let limits = online::limits_in_force(&limit_rows(&mut tx, account.id).await?, now_t);
-    if !limits.is_empty() {
-        let used = usage(&mut tx, account.id, now_t).await?;
-        online::check_stake(&limits, |p| used[period_index(p)], stake).map_err(refusal(account.balances))?;
-    }
-    let split = online::split_stake(&account.balances, stake).map_err(refusal(account.balances))?;
-    let who = actor(game_server);
-    let ledger_id = post(
-        &mut tx,
-        account.id,
-        &Entry {
-            kind: EntryKind::Bet,
-            delta: Delta { bonus: -split.bonus.cents(), deposit: -split.deposited.cents(), winnings: -split.winnings.cents() },
-            reference: Some(&req.transaction_id),
-            round_id: Some(&req.round_id),
-            actor: &who,
-        },
-        true,
-        now,
-    )
-    .await?;
-    let w = online::wager(account.balances.bonus - split.bonus, account.wagering_left, stake, req.regular);
-    if w.wagering_left != account.wagering_left {
-        sqlx::query("UPDATE iaccounts SET wagering_left_cents = $1 WHERE id = $2")
-            .bind(w.wagering_left.cents())
-            .bind(account.id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    if w.release > Money::ZERO {
-        post(
-            &mut tx,
-            account.id,
-            &Entry {
-                kind: EntryKind::BonusRelease,
-                delta: Delta { bonus: -w.release.cents(), deposit: 0, winnings: w.release.cents() },
-                reference: Some(&req.transaction_id),
-                round_id: None,
-                actor: "system:wagering",
-            },
-            false,
-            now,
-        )
-        .await?;
-    }
-    // The balances now, from those read under the lock and what this bet changed (the updates
-    // above succeed only by exactly these amounts): no second read while the lock is held.
-    let after = Balances {
-        bonus: account.balances.bonus - split.bonus - w.release,
-        deposited: account.balances.deposited - split.deposited,
-        winnings: account.balances.winnings - split.winnings + w.release,
-    };
-    let reply = TxnReply { transaction_id: req.transaction_id.clone(), ledger_id: Some(ledger_id), balance: after.into() };
-    store_request(&mut tx, game_server, Kind::Bet, account.id, req, Some(ledger_id), &reply, now).await?;
-    tx.commit().await?;
-    Ok(reply)
-}
-
-fn refusal(b: Balances) -> impl Fn(OnlineRefusal) -> WalletError {
-    move |r| {
-        match r {
-            OnlineRefusal::InsufficientFunds => Refusal::InsufficientFunds { balance: b.total() },
-            OnlineRefusal::LimitReached { kind, period } => Refusal::LimitReached { kind, period },
-            OnlineRefusal::NotPositive => Refusal::InvalidAmount,
-            OnlineRefusal::BelowMinimum => Refusal::BelowMinimum,
-        }
-        .into()
-    }
+    batch::one(store, Op::new(game_server, Kind::Bet, req, now)).await
 }
 
 /// A win, credited as winnings. Accepted after the token expired and whatever the gate says: it
 /// pays a stake already taken.
 pub async fn win(store: &Store, game_server: &str, req: &TxnRequest, now: Millis) -> WalletResult<TxnReply> {
-    let mut tx = store.begin().await?;
-    let s = session(&mut tx, game_server, &req.token).await?;
-    let account = lock(&mut tx, s.account_id).await?;
-    if let Some(reply) = repeat(&mut tx, game_server, Kind::Win, account.id, req).await? {
-        return Ok(reply);
-    }
-    if req.amount.is_negative() {
-        return Err(Refusal::InvalidAmount.into());
-    }
-    let who = actor(game_server);
-    let ledger_id = if req.amount > Money::ZERO {
-        Some(
-            post(
-                &mut tx,
-                account.id,
-                &Entry {
-                    kind: EntryKind::Win,
-                    delta: Delta { bonus: 0, deposit: 0, winnings: req.amount.cents() },
-                    reference: Some(&req.transaction_id),
-                    round_id: Some(&req.round_id),
-                    actor: &who,
-                },
-                true,
-                now,
-            )
-            .await?,
-        )
-    } else {
-        None
-    };
-    let after = Balances { winnings: account.balances.winnings + req.amount, ..account.balances };
-    let reply = TxnReply { transaction_id: req.transaction_id.clone(), ledger_id, balance: after.into() };
-    store_request(&mut tx, game_server, Kind::Win, account.id, req, ledger_id, &reply, now).await?;
-    tx.commit().await?;
-    Ok(reply)
+    batch::one(store, Op::new(game_server, Kind::Win, req, now)).await
 }
 
 /// Undoes a bet: gives back exactly what it took from each balance. A rollback of an unknown bet
 /// is kept as a tombstone; a second rollback of the same bet gives nothing back again.
 pub async fn rollback(store: &Store, game_server: &str, req: &TxnRequest, now: Millis) -> WalletResult<TxnReply> {
-    let Some(target) = req.rollback_transaction_id.clone() else { return Err(Refusal::NotABet.into()) };
-    let mut tx = store.begin().await?;
-    let s = session(&mut tx, game_server, &req.token).await?;
-    let account = lock(&mut tx, s.account_id).await?;
-    let req = TxnRequest { amount: Money::ZERO, ..req.clone() };
-    if let Some(reply) = repeat(&mut tx, game_server, Kind::Rollback, account.id, &req).await? {
-        return Ok(reply);
-    }
-    let bet = sqlx::query("SELECT kind, account_id, ledger_id FROM wallet_requests WHERE game_server = $1 AND txn_id = $2")
-        .bind(game_server)
-        .bind(&target)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let earlier: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM wallet_requests WHERE game_server = $1 AND ref_txn_id = $2 AND kind = 'rollback'")
-            .bind(game_server)
-            .bind(&target)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let mut ledger_id = None;
-    if let Some(bet) = bet {
-        if bet.try_get::<String, _>("kind")? != "bet" || bet.try_get::<i64, _>("account_id")? != account.id {
-            return Err(Refusal::NotABet.into());
-        }
-        if earlier.is_none() {
-            let bet_entry: i64 = bet.try_get("ledger_id")?;
-            let taken = sqlx::query("SELECT bonus_cents, deposit_cents, winnings_cents FROM wallet_ledger WHERE id = $1")
-                .bind(bet_entry)
-                .fetch_one(&mut *tx)
-                .await?;
-            let who = actor(game_server);
-            ledger_id = Some(
-                post(
-                    &mut tx,
-                    account.id,
-                    &Entry {
-                        kind: EntryKind::Rollback,
-                        delta: Delta {
-                            bonus: -taken.try_get::<i64, _>("bonus_cents")?,
-                            deposit: -taken.try_get::<i64, _>("deposit_cents")?,
-                            winnings: -taken.try_get::<i64, _>("winnings_cents")?,
-                        },
-                        reference: Some(&req.transaction_id),
-                        round_id: Some(&req.round_id),
-                        actor: &who,
-                    },
-                    true,
-                    now,
-                )
-                .await?,
-            );
-        }
-    }
-    let reply =
-        TxnReply { transaction_id: req.transaction_id.clone(), ledger_id, balance: balances_now(&mut tx, account.id).await?.into() };
-    store_request(&mut tx, game_server, Kind::Rollback, account.id, &req, ledger_id, &reply, now).await?;
-    tx.commit().await?;
-    Ok(reply)
+    batch::one(store, Op::new(game_server, Kind::Rollback, req, now)).await
 }
 
 /// The end of a round: recorded, nothing moves.
 pub async fn end_round(store: &Store, game_server: &str, req: &TxnRequest, now: Millis) -> WalletResult<TxnReply> {
-    let mut tx = store.begin().await?;
-    let s = session(&mut tx, game_server, &req.token).await?;
-    let account = lock(&mut tx, s.account_id).await?;
-    let req = TxnRequest { amount: Money::ZERO, ..req.clone() };
-    if let Some(reply) = repeat(&mut tx, game_server, Kind::EndRound, account.id, &req).await? {
-        return Ok(reply);
-    }
-    let reply = TxnReply { transaction_id: req.transaction_id.clone(), ledger_id: None, balance: account.balances.into() };
-    store_request(&mut tx, game_server, Kind::EndRound, account.id, &req, None, &reply, now).await?;
-    tx.commit().await?;
-    Ok(reply)
+    batch::one(store, Op::new(game_server, Kind::EndRound, req, now)).await
 }

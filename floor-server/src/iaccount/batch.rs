@@ -1,0 +1,952 @@
+//! Game servers' bets, wins, rollbacks and round ends, applied many to one transaction: the one
+//! place where these requests become rows, and the group commit that answers them.
+//!
+//! Key decision: the wallet API hands each request to a writer task ([`WalletWriter`]); the
+//! writer takes whatever has queued (up to a batch limit), applies it with [`apply`] in **one**
+//! transaction and answers every request only after the commit, like the terminal ingest. One
+//! durable commit per batch instead of per request, and a fixed number of statements per batch
+//! instead of about eleven per request, is what lets the wallet keep up with game servers.
+//!
+//! [`apply`] reads everything the batch needs in a few statements (the sessions, the game
+//! servers, the accounts under their row locks in id order, earlier requests with these
+//! transaction ids and rollbacks naming them, the bets being rolled back, the players' standing
+//! and limits), decides every request in memory in arrival order, exactly as one request at a
+//! time would, and writes the ledger entries, the requests and the balance changes in a few
+//! multi-row statements. A refusal writes nothing, so a refused request needs no savepoint. A
+//! fault (a database error, a constraint) rolls the whole batch back; the writer then applies each
+//! request on its own, so one bad request never takes the others with it. The balance update adds
+//! the entries' own sums (never a number computed elsewhere) under the CHECK constraints, so the
+//! ledger sums to the balances whatever happens.
+//!
+//! Requests of one session token always go to the same writer; PostgreSQL runs several writers,
+//! and their batches lock accounts in one statement in id order, so they cannot deadlock. A single
+//! request ([`one`], used by in-process callers and the retry) is a batch of one: there is one code
+//! path.
+//!
+//! Not here: HTTP and signatures (`api`), sessions and game servers (`wallet`).
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Instant;
+
+use club_rules::Money;
+use club_rules::gate::ExclusionKind;
+use club_rules::online::{self, LimitRow, Period, Usage};
+use sqlx::any::AnyRow;
+use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+use tokio::sync::{mpsc, oneshot};
+
+use super::wallet::{BalanceView, Kind, TxnReply, TxnRequest, token_hash};
+use super::{Account, Delta, EntryKind, Refusal, WalletError, WalletResult, account_from_row, limit_row, period_index, refusal_from, standing};
+use crate::clock::Millis;
+use crate::error::{Error, Result};
+use crate::ledger::time;
+use crate::store::multirow::MultiRowInsert;
+use crate::store::{Backend, Store};
+
+/// One request from a game server.
+#[derive(Debug, Clone)]
+pub struct Op {
+    pub game_server: String,
+    pub kind: Kind,
+    pub req: TxnRequest,
+    pub now: Millis,
+}
+
+impl Op {
+    /// A rollback and a round end move no amount of their own: they are stored and compared with
+    /// a zero amount whatever the request says.
+    pub fn new(game_server: &str, kind: Kind, req: &TxnRequest, now: Millis) -> Op {
+        let req = match kind {
+            Kind::Rollback | Kind::EndRound => TxnRequest { amount: Money::ZERO, ..req.clone() },
+            Kind::Bet | Kind::Win => req.clone(),
+        };
+        Op { game_server: game_server.to_owned(), kind, req, now }
+    }
+}
+
+/// Applies one request in its own transaction.
+pub async fn one(store: &Store, op: Op) -> WalletResult<TxnReply> {
+    let mut tx = store.begin().await?;
+    let mut out = apply(&mut tx, std::slice::from_ref(&op)).await?;
+    tx.commit().await?;
+    out.pop().expect("one answer per request")
+}
+
+/// Applies `ops` in arrival order inside `tx`: one answer per request, a refusal where a request
+/// is refused. An `Err` is a fault: roll the transaction back (nothing of the batch may be
+/// committed).
+pub async fn apply(tx: &mut Transaction<'static, Any>, ops: &[Op]) -> Result<Vec<WalletResult<TxnReply>>> {
+    if ops.is_empty() {
+        return Ok(Vec::new());
+    }
+    let backend = Backend::of(tx);
+    let mut b = Batch::default();
+    let mut out: Vec<Option<WalletResult<Decided>>> = (0..ops.len()).map(|_| None).collect();
+
+    // A rollback must name its bet.
+    for (i, op) in ops.iter().enumerate() {
+        if op.kind == Kind::Rollback && op.req.rollback_transaction_id.is_none() {
+            out[i] = Some(Err(Refusal::NotABet.into()));
+        }
+    }
+
+    // 1. Game servers that are enabled now: a disabled one's requests are refused, even wins.
+    let servers: Vec<&str> = distinct(ops.iter().map(|o| o.game_server.as_str()));
+    let mut q = Sql::new(backend, "SELECT id FROM game_servers WHERE revoked_at IS NULL AND id IN ");
+    q.list(padded_len(servers.len()));
+    let enabled: HashSet<String> = q.fetch_scalars(tx, padded(&servers)).await?.into_iter().collect();
+
+    // 2. Sessions.
+    let hashes: Vec<String> = ops.iter().map(|o| token_hash(&o.req.token)).collect();
+    let distinct_hashes = distinct(hashes.iter().map(String::as_str));
+    let mut q = Sql::new(backend, "SELECT token_hash, game_server, account_id, expires_at FROM wallet_sessions WHERE token_hash IN ");
+    q.list(padded_len(distinct_hashes.len()));
+    let mut sessions: HashMap<String, (String, i64, Millis)> = HashMap::new();
+    for r in q.fetch(tx, padded(&distinct_hashes)).await? {
+        sessions.insert(r.try_get("token_hash")?, (r.try_get("game_server")?, r.try_get("account_id")?, r.try_get("expires_at")?));
+    }
+    let mut session_of: Vec<Option<(i64, Millis)>> = vec![None; ops.len()];
+    for (i, op) in ops.iter().enumerate() {
+        if out[i].is_some() {
+            continue;
+        }
+        if !enabled.contains(&op.game_server) {
+            out[i] = Some(Err(Refusal::UnknownGameServer.into()));
+            continue;
+        }
+        match sessions.get(&hashes[i]) {
+            Some((gs, account, expires)) if *gs == op.game_server => session_of[i] = Some((*account, *expires)),
+            _ => out[i] = Some(Err(Refusal::InvalidToken.into())),
+        }
+    }
+
+    // 3. The accounts, locked in id order (PostgreSQL; SQLite's writer holds the database).
+    let mut ids: Vec<i64> = session_of.iter().flatten().map(|s| s.0).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(finish(out, &[]));
+    }
+    let mut q = Sql::new(
+        backend,
+        "SELECT id, person_id, state, bonus_cents, deposit_cents, winnings_cents, wagering_left_cents, last_activity_at FROM iaccounts WHERE id IN ",
+    );
+    q.list(padded_len(ids.len())).push(" ORDER BY id");
+    if backend == Backend::Postgres {
+        q.push(" FOR UPDATE");
+    }
+    for r in q.fetch(tx, padded(&ids)).await? {
+        let account = account_from_row(&r)?;
+        b.accounts.insert(account.id, Acct { account, delta: Delta::default(), activity: None, dirty: false });
+    }
+
+    // 4. Earlier requests with these ids, and rollbacks naming them.
+    let mut txn_ids: Vec<&str> = Vec::new();
+    let mut named: Vec<&str> = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        if session_of[i].is_none() {
+            continue;
+        }
+        txn_ids.push(&op.req.transaction_id);
+        match (op.kind, op.req.rollback_transaction_id.as_deref()) {
+            (Kind::Rollback, Some(target)) => {
+                txn_ids.push(target);
+                named.push(target);
+            }
+            (Kind::Bet, _) => named.push(&op.req.transaction_id),
+            _ => {}
+        }
+    }
+    let txn_ids = distinct(txn_ids.into_iter());
+    let live_servers: Vec<&str> = distinct(ops.iter().zip(&session_of).filter(|(_, s)| s.is_some()).map(|(o, _)| o.game_server.as_str()));
+    let mut q = Sql::new(backend, "SELECT game_server, txn_id, kind, account_id, amount_cents, ledger_id, reply FROM wallet_requests WHERE game_server IN ");
+    q.list(padded_len(live_servers.len())).push(" AND txn_id IN ").list(padded_len(txn_ids.len()));
+    let rows = q.fetch2(tx, padded(&live_servers), padded(&txn_ids)).await?;
+    for r in rows {
+        let key = (r.try_get::<String, _>("game_server")?, r.try_get::<String, _>("txn_id")?);
+        let kind: String = r.try_get("kind")?;
+        b.known.insert(
+            key,
+            Known {
+                kind: Kind::from_code(&kind).ok_or_else(|| Error::invalid(format!("stored request kind {kind}")))?,
+                account_id: r.try_get("account_id")?,
+                amount_cents: r.try_get("amount_cents")?,
+                ledger: r.try_get::<Option<i64>, _>("ledger_id")?.map(LedgerRef::Stored),
+                reply: Answer::Stored(r.try_get("reply")?),
+            },
+        );
+    }
+    if !named.is_empty() {
+        let named = distinct(named.into_iter());
+        let mut q = Sql::new(backend, "SELECT game_server, ref_txn_id FROM wallet_requests WHERE kind = 'rollback' AND game_server IN ");
+        q.list(padded_len(live_servers.len())).push(" AND ref_txn_id IN ").list(padded_len(named.len()));
+        for r in q.fetch2(tx, padded(&live_servers), padded(&named)).await? {
+            b.rolled_back.insert((r.try_get("game_server")?, r.try_get("ref_txn_id")?));
+        }
+    }
+
+    // 5. What the bets being rolled back took from each balance.
+    let stored_bets: Vec<i64> = ops
+        .iter()
+        .filter(|o| o.kind == Kind::Rollback)
+        .filter_map(|o| o.req.rollback_transaction_id.as_ref().and_then(|t| b.known.get(&(o.game_server.clone(), t.clone()))))
+        .filter_map(|k| match k.ledger {
+            Some(LedgerRef::Stored(id)) if k.kind == Kind::Bet => Some(id),
+            _ => None,
+        })
+        .collect();
+    if !stored_bets.is_empty() {
+        let stored_bets = distinct(stored_bets.into_iter());
+        let mut q = Sql::new(backend, "SELECT id, bonus_cents, deposit_cents, winnings_cents FROM wallet_ledger WHERE id IN ");
+        q.list(padded_len(stored_bets.len()));
+        for r in q.fetch(tx, padded(&stored_bets)).await? {
+            let d = Delta { bonus: r.try_get("bonus_cents")?, deposit: r.try_get("deposit_cents")?, winnings: r.try_get("winnings_cents")? };
+            b.stored_entries.insert(r.try_get("id")?, d);
+        }
+    }
+
+    // 6. The standing and limits of players who bet (only an active account can).
+    let betting: Vec<i64> = distinct(
+        ops.iter()
+            .zip(&session_of)
+            .filter(|(o, _)| o.kind == Kind::Bet)
+            .filter_map(|(_, s)| s.map(|s| s.0))
+            .filter(|id| b.accounts.get(id).is_some_and(|a| a.account.state == super::AccountState::Active)),
+    );
+    if !betting.is_empty() {
+        let nows = ops.iter().filter(|o| o.kind == Kind::Bet).map(|o| o.now);
+        let (first, last) = (nows.clone().min().unwrap_or(0), nows.max().unwrap_or(0));
+        b.load_standing(tx, backend, &betting, first, last).await?;
+        let mut q = Sql::new(backend, "SELECT account_id, id, kind, period, amount_cents, effective_at FROM iaccount_limits WHERE account_id IN ");
+        q.list(padded_len(betting.len())).push(" ORDER BY id");
+        for r in q.fetch(tx, padded(&betting)).await? {
+            b.limits.entry(r.try_get("account_id")?).or_default().push(limit_row(&r)?);
+        }
+    }
+
+    // 7. Decide, in arrival order.
+    for (i, op) in ops.iter().enumerate() {
+        if out[i].is_some() {
+            continue;
+        }
+        let (account_id, expires_at) = session_of[i].expect("a request without an answer has a session");
+        out[i] = Some(match b.accounts.contains_key(&account_id) {
+            true => b.decide(tx, i, op, account_id, expires_at).await?,
+            false => Err(Error::NotFound(format!("i-account {account_id}")).into()),
+        });
+    }
+
+    // 8. Write: the entries (their ids go into the answers), the requests, the balances.
+    let ledger_ids = b.write_entries(tx, backend).await?;
+    let out = finish(out, &ledger_ids);
+    b.write_requests(tx, backend, ops, &out, &ledger_ids).await?;
+    b.write_balances(tx, backend).await?;
+    Ok(out)
+}
+
+/// An answer decided in the batch; its ledger id is known once the entries are written.
+#[derive(Debug, Clone)]
+struct Decided {
+    reply: TxnReply,
+    entry: Option<LedgerRef>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LedgerRef {
+    /// An entry already in the database.
+    Stored(i64),
+    /// The n-th entry this batch writes.
+    New(usize),
+}
+
+/// A stored request's answer: as stored (JSON), or decided in this batch.
+#[derive(Debug, Clone)]
+enum Answer {
+    Stored(String),
+    New(Box<Decided>),
+}
+
+/// A request with this game server's transaction id, earlier or in this batch.
+#[derive(Debug, Clone)]
+struct Known {
+    kind: Kind,
+    account_id: i64,
+    amount_cents: i64,
+    ledger: Option<LedgerRef>,
+    reply: Answer,
+}
+
+/// An account as the batch changes it.
+#[derive(Debug)]
+struct Acct {
+    /// As read under the lock, then as changed by the batch.
+    account: Account,
+    /// What the batch's entries add to each balance.
+    delta: Delta,
+    /// The time of the batch's last payment transaction (the inactivity rule).
+    activity: Option<Millis>,
+    dirty: bool,
+}
+
+/// A person's standing for the exclusion gate.
+#[derive(Debug, Default)]
+struct Person {
+    personal_id: Option<String>,
+    first_lower: String,
+    last_lower: String,
+    birth_date: String,
+    member_states: Vec<Option<String>>,
+    /// Exclusions that match the person: kind, start, end.
+    exclusions: Vec<(ExclusionKind, Millis, Option<Millis>)>,
+}
+
+/// A ledger entry this batch writes.
+#[derive(Debug)]
+struct NewEntry {
+    account_id: i64,
+    kind: EntryKind,
+    delta: Delta,
+    reference: String,
+    round_id: Option<String>,
+    actor: String,
+    created_at: Millis,
+}
+
+#[derive(Default)]
+struct Batch {
+    accounts: HashMap<i64, Acct>,
+    persons: HashMap<i64, Person>,
+    limits: HashMap<i64, Vec<LimitRow>>,
+    known: HashMap<(String, String), Known>,
+    /// (game server, bet's transaction id) of every rollback, earlier or in this batch.
+    rolled_back: HashSet<(String, String)>,
+    stored_entries: HashMap<i64, Delta>,
+    entries: Vec<NewEntry>,
+    /// Indexes (into the batch's ops) of the requests to store.
+    stored: Vec<usize>,
+}
+
+static INSERT_ENTRIES: MultiRowInsert = MultiRowInsert::new(
+    "INSERT INTO wallet_ledger (account_id, kind, bonus_cents, deposit_cents, winnings_cents, reference, round_id, actor, created_at) VALUES",
+    9,
+    "RETURNING id, account_id, kind, reference",
+);
+static INSERT_REQUESTS: MultiRowInsert = MultiRowInsert::new(
+    "INSERT INTO wallet_requests (game_server, txn_id, kind, account_id, round_id, amount_cents, ref_txn_id, ledger_id, status, reply, created_at) VALUES",
+    11,
+    "",
+);
+/// Most rows in one INSERT (runs of powers of two up to this: few distinct statements).
+const ROWS_PER_INSERT: usize = 64;
+
+impl Batch {
+    async fn load_standing(&mut self, tx: &mut Transaction<'static, Any>, backend: Backend, accounts: &[i64], first: Millis, last: Millis) -> Result<()> {
+        let person_ids: Vec<i64> = distinct(accounts.iter().map(|id| self.accounts[id].account.person_id));
+        let mut q = Sql::new(
+            backend,
+            "SELECT p.id, p.personal_id, LOWER(p.first_name) AS first_lower, LOWER(p.last_name) AS last_lower, p.birth_date, m.state AS member_state \
+             FROM persons p LEFT JOIN members m ON m.person_id = p.id WHERE p.id IN ",
+        );
+        q.list(padded_len(person_ids.len()));
+        for r in q.fetch(tx, padded(&person_ids)).await? {
+            let p = self.persons.entry(r.try_get("id")?).or_default();
+            p.personal_id = r.try_get("personal_id")?;
+            p.first_lower = r.try_get("first_lower")?;
+            p.last_lower = r.try_get("last_lower")?;
+            p.birth_date = r.try_get("birth_date")?;
+            p.member_states.push(r.try_get("member_state")?);
+        }
+        // Every exclusion in force at some time of the batch that could match one of the persons
+        // (as `club::active_exclusions` matches: the person, the personal ID number, or the name
+        // with the birth date); the exact match and time are decided per request below.
+        if self.persons.is_empty() {
+            return Ok(());
+        }
+        let personal_ids: Vec<&str> = distinct(self.persons.values().filter_map(|p| p.personal_id.as_deref()));
+        let births: Vec<&str> = distinct(self.persons.values().map(|p| p.birth_date.as_str()));
+        let mut q = Sql::new(
+            backend,
+            "SELECT kind, person_id, personal_id, LOWER(first_name) AS first_lower, LOWER(last_name) AS last_lower, birth_date, starts_at, ends_at \
+             FROM exclusions WHERE starts_at <= ",
+        );
+        q.param().push(" AND (ends_at IS NULL OR ends_at > ").param().push(") AND (person_id IN ");
+        q.list(padded_len(person_ids.len())).push(" OR birth_date IN ").list(padded_len(births.len()));
+        if !personal_ids.is_empty() {
+            q.push(" OR personal_id IN ").list(padded_len(personal_ids.len()));
+        }
+        q.push(")");
+        let mut query = sqlx::query(AssertSqlSafe(q.text)).bind(last).bind(first);
+        for id in padded(&person_ids) {
+            query = query.bind(id);
+        }
+        for d in padded(&births) {
+            query = query.bind(d);
+        }
+        for p in padded(&personal_ids) {
+            query = query.bind(p);
+        }
+        for r in query.fetch_all(&mut **tx).await? {
+            let kind: String = r.try_get("kind")?;
+            let kind = ExclusionKind::from_code(&kind).ok_or_else(|| Error::invalid(format!("exclusion kind {kind}")))?;
+            let person_id: Option<i64> = r.try_get("person_id")?;
+            let personal_id: Option<String> = r.try_get("personal_id")?;
+            let first: Option<String> = r.try_get("first_lower")?;
+            let last_name: Option<String> = r.try_get("last_lower")?;
+            let birth: Option<String> = r.try_get("birth_date")?;
+            let window = (kind, r.try_get("starts_at")?, r.try_get("ends_at")?);
+            for (id, p) in self.persons.iter_mut() {
+                let by_id = person_id == Some(*id);
+                let by_number = personal_id.is_some() && personal_id == p.personal_id;
+                let by_name = first.as_deref() == Some(&p.first_lower) && last_name.as_deref() == Some(&p.last_lower) && birth.as_deref() == Some(&p.birth_date);
+                if by_id || by_number || by_name {
+                    p.exclusions.push(window);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The answer to one request, changing the batch's accounts and entries when it succeeds.
+    async fn decide(&mut self, tx: &mut Transaction<'static, Any>, i: usize, op: &Op, account_id: i64, expires_at: Millis) -> Result<WalletResult<Decided>> {
+        let key = (op.game_server.clone(), op.req.transaction_id.clone());
+        if let Some(k) = self.known.get(&key) {
+            return Ok(repeat(k, op, account_id));
+        }
+        let r = match op.kind {
+            Kind::Bet => self.bet(tx, op, account_id, expires_at).await?,
+            Kind::Win => self.win(op, account_id),
+            Kind::Rollback => self.rollback(op, account_id),
+            Kind::EndRound => Ok(self.reply(op, account_id, None)),
+        };
+        let Ok(decided) = r else { return Ok(r) };
+        self.stored.push(i);
+        self.known.insert(
+            key,
+            Known {
+                kind: op.kind,
+                account_id,
+                amount_cents: op.req.amount.cents(),
+                ledger: decided.entry,
+                reply: Answer::New(Box::new(decided.clone())),
+            },
+        );
+        Ok(Ok(decided))
+    }
+
+    async fn bet(&mut self, tx: &mut Transaction<'static, Any>, op: &Op, account_id: i64, expires_at: Millis) -> Result<WalletResult<Decided>> {
+        let stake = match super::positive(op.req.amount) {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(e)),
+        };
+        if self.rolled_back.contains(&(op.game_server.clone(), op.req.transaction_id.clone())) {
+            return Ok(Err(Refusal::RolledBack.into()));
+        }
+        if op.now >= expires_at {
+            return Ok(Err(Refusal::TokenExpired.into()));
+        }
+        let account = &self.accounts[&account_id].account;
+        let balances = account.balances;
+        let person = self.persons.get(&account.person_id);
+        let kinds = person.map(|p| p.exclusions.iter().filter(|(_, from, until)| *from <= op.now && until.is_none_or(|u| u > op.now)).map(|e| e.0).collect()).unwrap_or_default();
+        let members = person.map(|p| p.member_states.as_slice()).unwrap_or_default();
+        if let Err(e) = standing(account.state, members, kinds) {
+            return Ok(Err(e));
+        }
+        let now_t = time(op.now)?;
+        let limits = online::limits_in_force(self.limits.get(&account_id).map(Vec::as_slice).unwrap_or_default(), now_t);
+        if !limits.is_empty() {
+            let used = self.usage(tx, account_id, now_t).await?;
+            if let Err(r) = online::check_stake(&limits, |p| used[period_index(p)], stake) {
+                return Ok(Err(refusal_from(balances.total())(r)));
+            }
+        }
+        let split = match online::split_stake(&balances, stake) {
+            Ok(s) => s,
+            Err(r) => return Ok(Err(refusal_from(balances.total())(r))),
+        };
+        let entry = self.post(
+            account_id,
+            EntryKind::Bet,
+            Delta { bonus: -split.bonus.cents(), deposit: -split.deposited.cents(), winnings: -split.winnings.cents() },
+            op,
+            true,
+        );
+        let a = self.accounts.get_mut(&account_id).expect("locked account");
+        let w = online::wager(a.account.balances.bonus, a.account.wagering_left, stake, op.req.regular);
+        if w.wagering_left != a.account.wagering_left {
+            a.account.wagering_left = w.wagering_left;
+            a.dirty = true;
+        }
+        if w.release > Money::ZERO {
+            self.entries.push(NewEntry {
+                account_id,
+                kind: EntryKind::BonusRelease,
+                delta: Delta { bonus: -w.release.cents(), deposit: 0, winnings: w.release.cents() },
+                reference: op.req.transaction_id.clone(),
+                round_id: None,
+                actor: "system:wagering".into(),
+                created_at: op.now,
+            });
+            self.apply_delta(account_id, Delta { bonus: -w.release.cents(), deposit: 0, winnings: w.release.cents() }, None);
+        }
+        Ok(Ok(self.reply(op, account_id, Some(entry))))
+    }
+
+    /// A win, credited as winnings: accepted after the token expired and whatever the gate says
+    /// (it pays a stake already taken).
+    fn win(&mut self, op: &Op, account_id: i64) -> WalletResult<Decided> {
+        if op.req.amount.is_negative() {
+            return Err(Refusal::InvalidAmount.into());
+        }
+        let entry = (op.req.amount > Money::ZERO).then(|| self.post(account_id, EntryKind::Win, Delta { bonus: 0, deposit: 0, winnings: op.req.amount.cents() }, op, true));
+        Ok(self.reply(op, account_id, entry))
+    }
+
+    /// Undoes a bet: gives back exactly what it took from each balance, once. A rollback of an
+    /// unknown bet is kept as a tombstone that refuses the bet if it arrives later.
+    fn rollback(&mut self, op: &Op, account_id: i64) -> WalletResult<Decided> {
+        let target = op.req.rollback_transaction_id.clone().expect("checked before");
+        let key = (op.game_server.clone(), target);
+        let mut entry = None;
+        if let Some(bet) = self.known.get(&key) {
+            if bet.kind != Kind::Bet || bet.account_id != account_id {
+                return Err(Refusal::NotABet.into());
+            }
+            if !self.rolled_back.contains(&key) {
+                let taken = match bet.ledger {
+                    Some(LedgerRef::Stored(id)) => *self.stored_entries.get(&id).ok_or_else(|| Error::NotFound(format!("ledger entry {id}")))?,
+                    Some(LedgerRef::New(n)) => self.entries[n].delta,
+                    None => return Err(Error::invalid("a stored bet without its ledger entry").into()),
+                };
+                let back = Delta { bonus: -taken.bonus, deposit: -taken.deposit, winnings: -taken.winnings };
+                entry = Some(self.post(account_id, EntryKind::Rollback, back, op, true));
+            }
+        }
+        self.rolled_back.insert(key);
+        Ok(self.reply(op, account_id, entry))
+    }
+
+    /// Adds an entry to write and applies it to the account; its reference is the request's id.
+    fn post(&mut self, account_id: i64, kind: EntryKind, delta: Delta, op: &Op, activity: bool) -> LedgerRef {
+        self.entries.push(NewEntry {
+            account_id,
+            kind,
+            delta,
+            reference: op.req.transaction_id.clone(),
+            round_id: Some(op.req.round_id.clone()),
+            actor: format!("game_server:{}", op.game_server),
+            created_at: op.now,
+        });
+        self.apply_delta(account_id, delta, activity.then_some(op.now));
+        LedgerRef::New(self.entries.len() - 1)
+    }
+
+    fn apply_delta(&mut self, account_id: i64, d: Delta, activity: Option<Millis>) {
+        let a = self.accounts.get_mut(&account_id).expect("locked account");
+        let b = &mut a.account.balances;
+        b.bonus += Money::from_cents(d.bonus);
+        b.deposited += Money::from_cents(d.deposit);
+        b.winnings += Money::from_cents(d.winnings);
+        a.delta.bonus += d.bonus;
+        a.delta.deposit += d.deposit;
+        a.delta.winnings += d.winnings;
+        a.activity = activity.or(a.activity);
+        a.dirty = true;
+    }
+
+    fn reply(&mut self, op: &Op, account_id: i64, entry: Option<LedgerRef>) -> Decided {
+        let balance: BalanceView = self.accounts[&account_id].account.balances.into();
+        Decided { reply: TxnReply { transaction_id: op.req.transaction_id.clone(), ledger_id: None, balance }, entry }
+    }
+
+    /// What the account staked, won and deposited in each window ending at `now`: the database's
+    /// figures plus this batch's entries.
+    async fn usage(&self, tx: &mut Transaction<'static, Any>, account_id: i64, now: chrono::DateTime<chrono::Utc>) -> Result<[Usage; 3]> {
+        let mut used = super::usage(tx, account_id, now).await?;
+        for p in Period::ALL {
+            let since = (now - p.window()).timestamp_millis();
+            let u = &mut used[period_index(p)];
+            for e in self.entries.iter().filter(|e| e.account_id == account_id && e.created_at > since) {
+                match e.kind {
+                    EntryKind::Bet | EntryKind::Rollback => u.staked += Money::from_cents(-(e.delta.bonus + e.delta.deposit + e.delta.winnings)),
+                    EntryKind::Win => u.won += Money::from_cents(e.delta.winnings),
+                    _ => {}
+                }
+            }
+        }
+        Ok(used)
+    }
+
+    /// Writes the batch's entries; answers their ids in order.
+    async fn write_entries(&self, tx: &mut Transaction<'static, Any>, backend: Backend) -> Result<Vec<i64>> {
+        let mut ids = vec![0i64; self.entries.len()];
+        // Ids come back matched on (account, kind, reference), which must be unique per statement.
+        let mut start = 0;
+        while start < self.entries.len() {
+            let mut seen = HashSet::new();
+            let mut end = start;
+            while end < self.entries.len() && seen.insert(entry_key(&self.entries[end])) {
+                end += 1;
+            }
+            for run in runs(end - start, ROWS_PER_INSERT) {
+                let run = (start + run.start)..(start + run.end);
+                let mut q = sqlx::query(INSERT_ENTRIES.sql(backend, run.len()));
+                for e in &self.entries[run.clone()] {
+                    q = q
+                        .bind(e.account_id)
+                        .bind(e.kind.code())
+                        .bind(e.delta.bonus)
+                        .bind(e.delta.deposit)
+                        .bind(e.delta.winnings)
+                        .bind(e.reference.as_str())
+                        .bind(e.round_id.as_deref())
+                        .bind(e.actor.as_str())
+                        .bind(e.created_at);
+                }
+                let rows = q.fetch_all(&mut **tx).await?;
+                let by_key: HashMap<(i64, &str, &str), usize> = run.clone().map(|n| (entry_key(&self.entries[n]), n)).collect();
+                if rows.len() != run.len() {
+                    return Err(Error::Conflict("the ledger did not take every entry".into()));
+                }
+                for r in rows {
+                    let (account, kind, reference): (i64, String, String) = (r.try_get("account_id")?, r.try_get("kind")?, r.try_get("reference")?);
+                    let n = by_key.get(&(account, kind.as_str(), reference.as_str())).ok_or_else(|| Error::Conflict("an unmatched ledger entry".into()))?;
+                    ids[*n] = r.try_get("id")?;
+                }
+            }
+            start = end;
+        }
+        Ok(ids)
+    }
+
+    /// Stores every request answered in this batch (not refusals) with its answer.
+    async fn write_requests(&self, tx: &mut Transaction<'static, Any>, backend: Backend, ops: &[Op], out: &[WalletResult<TxnReply>], ledger_ids: &[i64]) -> Result<()> {
+        let rows: Vec<(&Op, &TxnReply, Option<i64>)> = self
+            .stored
+            .iter()
+            .filter_map(|&i| match &out[i] {
+                Ok(reply) => Some((&ops[i], reply, resolve(self.known_entry(&ops[i]), ledger_ids))),
+                Err(_) => None,
+            })
+            .collect();
+        for run in runs(rows.len(), ROWS_PER_INSERT) {
+            let mut q = sqlx::query(INSERT_REQUESTS.sql(backend, run.len()));
+            for (op, reply, ledger_id) in &rows[run] {
+                let account_id = self.known[&(op.game_server.clone(), op.req.transaction_id.clone())].account_id;
+                q = q
+                    .bind(op.game_server.as_str())
+                    .bind(op.req.transaction_id.as_str())
+                    .bind(op.kind.code())
+                    .bind(account_id)
+                    .bind(op.req.round_id.as_str())
+                    .bind(op.req.amount.cents())
+                    .bind(op.req.rollback_transaction_id.as_deref())
+                    .bind(*ledger_id)
+                    .bind(200i64)
+                    .bind(serde_json::to_string(reply).expect("reply serialises"))
+                    .bind(op.now);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    fn known_entry(&self, op: &Op) -> Option<LedgerRef> {
+        self.known.get(&(op.game_server.clone(), op.req.transaction_id.clone())).and_then(|k| k.ledger)
+    }
+
+    /// Adds the entries' sums to each changed account's balances (the CHECK constraints refuse a
+    /// negative one), with its wagering left and last payment time.
+    async fn write_balances(&self, tx: &mut Transaction<'static, Any>, backend: Backend) -> Result<()> {
+        let mut changed: Vec<&Acct> = self.accounts.values().filter(|a| a.dirty).collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        changed.sort_by_key(|a| a.account.id);
+        let n = padded_len(changed.len());
+        let rows = padded(&changed);
+        let mut q = Sql::new(backend, "UPDATE iaccounts SET ");
+        for (i, column) in ["bonus_cents", "deposit_cents", "winnings_cents", "wagering_left_cents", "last_activity_at"].iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            let _ = write!(q.text, "{column} = ");
+            if i < 3 {
+                let _ = write!(q.text, "{column} + ");
+            }
+            q.push("CASE id");
+            for _ in 0..n {
+                q.push(" WHEN ").param().push(" THEN ").param();
+            }
+            if i < 3 {
+                q.push(" ELSE 0 END");
+            } else {
+                let _ = write!(q.text, " ELSE {column} END");
+            }
+        }
+        q.push(", lock_version = lock_version + 1 WHERE id IN ").list(n);
+        let mut query = sqlx::query(AssertSqlSafe(q.text));
+        let columns: [fn(&Acct) -> i64; 5] = [
+            |a| a.delta.bonus,
+            |a| a.delta.deposit,
+            |a| a.delta.winnings,
+            |a| a.account.wagering_left.cents(),
+            |a| a.activity.unwrap_or(a.account.last_activity_at),
+        ];
+        for value in columns {
+            for a in &rows {
+                query = query.bind(a.account.id).bind(value(a));
+            }
+        }
+        for a in &rows {
+            query = query.bind(a.account.id);
+        }
+        let updated = query.execute(&mut **tx).await?.rows_affected();
+        if updated != changed.len() as u64 {
+            return Err(Error::Conflict("an account changed under the batch".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The answer to a request whose transaction id was seen before: the first answer again if it is
+/// the same request, otherwise a mismatch.
+fn repeat(k: &Known, op: &Op, account_id: i64) -> WalletResult<Decided> {
+    if k.kind != op.kind || k.account_id != account_id || k.amount_cents != op.req.amount.cents() {
+        return Err(Refusal::TransactionMismatch.into());
+    }
+    match &k.reply {
+        Answer::Stored(json) => {
+            let reply: TxnReply = serde_json::from_str(json).map_err(|e| Error::Config(format!("stored reply: {e}")))?;
+            Ok(Decided { reply, entry: None })
+        }
+        Answer::New(d) => Ok((**d).clone()),
+    }
+}
+
+fn entry_key(e: &NewEntry) -> (i64, &str, &str) {
+    (e.account_id, e.kind.code(), e.reference.as_str())
+}
+
+fn resolve(entry: Option<LedgerRef>, ledger_ids: &[i64]) -> Option<i64> {
+    match entry? {
+        LedgerRef::Stored(id) => Some(id),
+        LedgerRef::New(n) => Some(ledger_ids[n]),
+    }
+}
+
+/// The final answers, with the ids of the entries written. A stored answer keeps its own ids.
+fn finish(out: Vec<Option<WalletResult<Decided>>>, ledger_ids: &[i64]) -> Vec<WalletResult<TxnReply>> {
+    out.into_iter()
+        .map(|r| {
+            let d = r.expect("every request answered")?;
+            let mut reply = d.reply;
+            if let Some(LedgerRef::New(n)) = d.entry {
+                reply.ledger_id = Some(ledger_ids[n]);
+            }
+            Ok(reply)
+        })
+        .collect()
+}
+
+/// SQL text with the backend's placeholders (see `store::multirow`: PostgreSQL numbers them,
+/// SQLite's driver is fastest with plain `?`). Built from constant text and placeholders only.
+struct Sql {
+    numbered: bool,
+    text: String,
+    n: usize,
+}
+
+impl Sql {
+    fn new(backend: Backend, head: &str) -> Sql {
+        Sql { numbered: backend == Backend::Postgres, text: head.to_owned(), n: 0 }
+    }
+
+    fn push(&mut self, s: &str) -> &mut Sql {
+        self.text.push_str(s);
+        self
+    }
+
+    fn param(&mut self) -> &mut Sql {
+        self.n += 1;
+        if self.numbered {
+            let _ = write!(self.text, "${}", self.n);
+        } else {
+            self.text.push('?');
+        }
+        self
+    }
+
+    /// `(p, p, …)` with `count` placeholders.
+    fn list(&mut self, count: usize) -> &mut Sql {
+        self.text.push('(');
+        for i in 0..count {
+            if i > 0 {
+                self.text.push_str(", ");
+            }
+            self.param();
+        }
+        self.text.push(')');
+        self
+    }
+
+    async fn fetch<'a, T>(self, tx: &mut Transaction<'static, Any>, values: Vec<T>) -> Result<Vec<AnyRow>>
+    where
+        T: 'a + sqlx::Encode<'a, Any> + sqlx::Type<Any> + Send,
+    {
+        let mut q = sqlx::query(AssertSqlSafe(self.text));
+        for v in values {
+            q = q.bind(v);
+        }
+        Ok(q.fetch_all(&mut **tx).await?)
+    }
+
+    async fn fetch2<'a, T>(self, tx: &mut Transaction<'static, Any>, first: Vec<T>, second: Vec<T>) -> Result<Vec<AnyRow>>
+    where
+        T: 'a + sqlx::Encode<'a, Any> + sqlx::Type<Any> + Send,
+    {
+        let mut q = sqlx::query(AssertSqlSafe(self.text));
+        for v in first.into_iter().chain(second) {
+            q = q.bind(v);
+        }
+        Ok(q.fetch_all(&mut **tx).await?)
+    }
+
+    async fn fetch_scalars<'a, T>(self, tx: &mut Transaction<'static, Any>, values: Vec<T>) -> Result<Vec<String>>
+    where
+        T: 'a + sqlx::Encode<'a, Any> + sqlx::Type<Any> + Send,
+    {
+        self.fetch(tx, values).await?.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+}
+
+/// Distinct values, in first-seen order.
+fn distinct<T: Eq + std::hash::Hash + Copy>(values: impl Iterator<Item = T>) -> Vec<T> {
+    let mut seen = HashSet::new();
+    values.filter(|v| seen.insert(*v)).collect()
+}
+
+/// Lists are padded to a power of two (repeating the last value, which changes no `IN`) so that a
+/// connection prepares few distinct statements.
+fn padded_len(n: usize) -> usize {
+    n.max(1).next_power_of_two()
+}
+
+fn padded<T: Clone>(values: &[T]) -> Vec<T> {
+    let mut v = values.to_vec();
+    if let Some(last) = values.last() {
+        v.resize(padded_len(values.len()), last.clone());
+    }
+    v
+}
+
+/// `n` rows as consecutive runs whose lengths are powers of two, at most `max` (a power of two).
+fn runs(n: usize, max: usize) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let len = max.min(1 << (n - start).ilog2());
+        out.push(start..start + len);
+        start += len;
+    }
+    out
+}
+
+/// Tuning for the wallet's writers.
+#[derive(Debug, Clone, Copy)]
+pub struct WalletWriterConfig {
+    /// Most requests committed in one transaction.
+    pub max_batch: usize,
+    /// Writer tasks; requests of one session token always go to the same one. SQLite uses one.
+    pub writers: usize,
+    /// Queue length per writer before requests wait (back-pressure).
+    pub queue: usize,
+}
+
+impl Default for WalletWriterConfig {
+    fn default() -> Self {
+        WalletWriterConfig { max_batch: 256, writers: 1, queue: 4096 }
+    }
+}
+
+type Item = (Op, oneshot::Sender<WalletResult<TxnReply>>);
+
+/// The wallet API's handle on the writers.
+#[derive(Clone)]
+pub struct WalletWriter {
+    writers: Arc<Vec<mpsc::Sender<Item>>>,
+}
+
+impl WalletWriter {
+    /// Starts the writer tasks. They stop when every handle is dropped and the queue is drained.
+    pub fn start(store: Store, config: WalletWriterConfig) -> (WalletWriter, Vec<tokio::task::JoinHandle<()>>) {
+        let writers = config.writers.max(1);
+        let mut senders = Vec::with_capacity(writers);
+        let mut tasks = Vec::with_capacity(writers);
+        for _ in 0..writers {
+            let (tx, rx) = mpsc::channel(config.queue.max(1));
+            senders.push(tx);
+            tasks.push(tokio::spawn(run(store.clone(), rx, config.max_batch.max(1))));
+        }
+        (WalletWriter { writers: Arc::new(senders) }, tasks)
+    }
+
+    /// Applies a request in the next batch; answers after its commit.
+    pub async fn submit(&self, op: Op) -> WalletResult<TxnReply> {
+        let idx = crate::gateway::ingest::shard(&op.req.token, self.writers.len());
+        let (tx, rx) = oneshot::channel();
+        let stopped = || WalletError::Fault(Error::Unavailable("the wallet is shutting down".into()));
+        self.writers[idx].send((op, tx)).await.map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+}
+
+async fn run(store: Store, mut rx: mpsc::Receiver<Item>, max_batch: usize) {
+    let mut batch = Vec::with_capacity(max_batch);
+    while rx.recv_many(&mut batch, max_batch).await > 0 {
+        process(&store, std::mem::take(&mut batch)).await;
+        batch.reserve(max_batch);
+    }
+}
+
+async fn process(store: &Store, batch: Vec<Item>) {
+    let (ops, replies): (Vec<Op>, Vec<_>) = batch.into_iter().unzip();
+    for (reply, answer) in replies.into_iter().zip(commit(store, ops).await) {
+        let _ = reply.send(answer);
+    }
+}
+
+/// Applies `ops` in one transaction and commits it: one answer per request. When the batch
+/// cannot be committed, each request is applied on its own, so a request that faults again gets
+/// its own error and the others their answers. Repeating is safe: a request that was committed
+/// after all is answered as stored.
+pub async fn commit(store: &Store, ops: Vec<Op>) -> Vec<WalletResult<TxnReply>> {
+    let started = Instant::now();
+    let result = async {
+        let mut tx = store.begin().await?;
+        let out = apply(&mut tx, &ops).await?;
+        tx.commit().await?;
+        Ok::<_, Error>(out)
+    }
+    .await;
+    match result {
+        Ok(out) => {
+            metrics::histogram!("floor_wallet_batch_size").record(ops.len() as f64);
+            metrics::histogram!("floor_wallet_commit_seconds").record(started.elapsed().as_secs_f64());
+            out
+        }
+        Err(e) if ops.len() > 1 => {
+            tracing::warn!(error = %e, requests = ops.len(), "wallet batch not committed; applying its requests one by one");
+            metrics::counter!("floor_wallet_batch_retries_total").increment(1);
+            let mut out = Vec::with_capacity(ops.len());
+            for op in ops {
+                out.push(one(store, op).await);
+            }
+            out
+        }
+        Err(e) => vec![Err(e.into())],
+    }
+}
