@@ -9,7 +9,8 @@
 //! `cargo bench -p floor-server --bench wallet` (both databases). Environment:
 //! `BENCH_BACKEND=sqlite|postgres|both`, `BENCH_ACCOUNTS` (default 200), `BENCH_OPS` per
 //! measurement (default 10000), `BENCH_CONCURRENCY` requests in flight (default 32),
-//! `BENCH_ROUNDS` (default 3; medians are reported).
+//! `BENCH_ROUNDS` (default 3; medians are reported), `BENCH_WALLET_WRITERS` (default: the
+//! server's, 1 on SQLite and 2 on PostgreSQL).
 
 // Rates and milliseconds are measurements, not money or points.
 #![allow(clippy::float_arithmetic)]
@@ -131,7 +132,9 @@ async fn round(backend: Backend, n: usize, ops: usize, concurrency: usize) -> Op
     let db = TestDb::new(backend).await?;
     let store = db.store().await;
     let accounts = Arc::new(setup_accounts(&store, n).await);
-    let server = TestServer::start(store.clone(), T0, test_config()).await;
+    let mut config = test_config();
+    config.wallet.writers = writers(backend);
+    let server = TestServer::start(store.clone(), T0, config).await;
     let base = format!("http://{}", server.addr);
     let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
 
@@ -242,12 +245,10 @@ fn http_op(http: &reqwest::Client, base: &str, accounts: &Arc<Vec<(i64, String)>
     }
 }
 
-/// The server's default number of wallet writers (`[wallet] writers = 0`).
+/// The number of wallet writers: the server's default (`[wallet] writers = 0`) unless
+/// `BENCH_WALLET_WRITERS` says otherwise.
 fn writers(backend: Backend) -> usize {
-    match backend {
-        Backend::Sqlite => 1,
-        Backend::Postgres => 4,
-    }
+    env("BENCH_WALLET_WRITERS", floor_server::iaccount::batch::default_writers(backend))
 }
 
 fn grouped_op(writer: &WalletWriter, accounts: &Arc<Vec<(i64, String)>>, tag: &'static str, hot: bool) -> impl Fn(usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Clone + Send + 'static {

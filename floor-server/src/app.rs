@@ -100,10 +100,9 @@ pub async fn run(
         rules.clone(),
         ingest::IngestConfig { max_batch: config.ingest.max_batch, writers, queue: config.ingest.queue },
     );
-    let wallet_writers = match (config.wallet.writers, store.backend()) {
-        (0, Backend::Sqlite) => 1,
-        (0, Backend::Postgres) => 4,
-        (n, _) => n,
+    let wallet_writers = match config.wallet.writers {
+        0 => crate::iaccount::batch::default_writers(store.backend()),
+        n => n,
     };
     let (wallet_writer, wallet_tasks) = crate::iaccount::batch::WalletWriter::start(
         store.clone(),

@@ -83,6 +83,13 @@ pub async fn apply(tx: &mut Transaction<'static, Any>, ops: &[Op]) -> Result<Vec
         return Ok(Vec::new());
     }
     let backend = Backend::of(tx);
+    if backend == Backend::Postgres {
+        // The lookups below name a batch's keys in `IN` lists. A generic plan that PostgreSQL
+        // cached while a table was small probes the index by its first column only and filters
+        // the rest (measured: 8 ms instead of 0.1 ms once `wallet_requests` had grown), so this
+        // transaction plans each statement for its own values.
+        sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan").execute(&mut **tx).await?;
+    }
     let mut b = Batch::default();
     let mut out: Vec<Option<WalletResult<Decided>>> = (0..ops.len()).map(|_| None).collect();
 
@@ -869,6 +876,14 @@ pub struct WalletWriterConfig {
 impl Default for WalletWriterConfig {
     fn default() -> Self {
         WalletWriterConfig { max_batch: 256, writers: 1, queue: 4096 }
+    }
+}
+
+/// The writers a server runs when its configuration says 0.
+pub fn default_writers(backend: Backend) -> usize {
+    match backend {
+        Backend::Sqlite => 1,
+        Backend::Postgres => 4,
     }
 }
 
