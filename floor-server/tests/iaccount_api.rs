@@ -65,6 +65,24 @@ async fn a_request_with_a_bad_signature_is_refused_and_moves_nothing(backend: Ba
     server.shutdown().await.unwrap();
 }
 
+/// The server keeps a game server's secret after its first request; disabling the server refuses
+/// its next requests all the same, wins included, and they move nothing.
+async fn a_disabled_game_server_is_refused_at_once_even_for_wins(backend: Backend) {
+    let Some((_db, server, id, token)) = start(backend).await else { return };
+    let bet = json!({ "token": token, "transaction_id": "b1", "round_id": "r1", "amount": "5.00" });
+    assert_eq!(call(&server, "bet", &bet, GAME_SECRET).await.0, 200);
+    wallet::disable_game_server(&server.store, GAME_SERVER, &testkit::staff(), T0).await.unwrap();
+    let win = json!({ "token": token, "transaction_id": "w1", "round_id": "r1", "amount": "50.00" });
+    let bet2 = json!({ "token": token, "transaction_id": "b2", "round_id": "r2", "amount": "5.00" });
+    let unknown = json!({ "token": "no-such-token", "transaction_id": "b3", "round_id": "r3", "amount": "5.00" });
+    for (path, body) in [("win", &win), ("bet", &bet2), ("bet", &unknown), ("authenticate", &json!({ "token": token }))] {
+        let (status, answer) = call(&server, path, body, GAME_SECRET).await;
+        assert_eq!((status, answer["error"].as_str()), (401, Some("bad_signature")), "{path}");
+    }
+    assert_eq!(total(&server.store, id).await, Money::from_cents(9_500));
+    server.shutdown().await.unwrap();
+}
+
 async fn the_api_is_idempotent_and_answers_refusals_with_codes(backend: Backend) {
     let Some((_db, server, id, token)) = start(backend).await else { return };
     let (s, auth) = call(&server, "authenticate", &json!({ "token": token }), GAME_SECRET).await;
@@ -217,6 +235,7 @@ async fn the_test_game_server_plays_through_the_wallet(backend: Backend) {
 
 on_both_backends!(
     a_request_with_a_bad_signature_is_refused_and_moves_nothing,
+    a_disabled_game_server_is_refused_at_once_even_for_wins,
     the_api_is_idempotent_and_answers_refusals_with_codes,
     webhooks_credit_once_whatever_the_duplicates_and_order_and_forgeries_are_refused,
     the_simulators_hosted_page_pays_through_delayed_duplicated_stale_webhooks,

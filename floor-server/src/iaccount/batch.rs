@@ -35,7 +35,7 @@ use club_rules::Money;
 use club_rules::gate::ExclusionKind;
 use club_rules::online::{self, LimitRow, Period, Usage};
 use sqlx::any::AnyRow;
-use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+use sqlx::{Any, AnyConnection, AssertSqlSafe, Connection, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::wallet::{BalanceView, Kind, TxnReply, TxnRequest, token_hash};
@@ -75,21 +75,15 @@ pub async fn one(store: &Store, op: Op) -> WalletResult<TxnReply> {
     out.pop().expect("one answer per request")
 }
 
-/// Applies `ops` in arrival order inside `tx`: one answer per request, a refusal where a request
-/// is refused. An `Err` is a fault: roll the transaction back (nothing of the batch may be
-/// committed).
-pub async fn apply(tx: &mut Transaction<'static, Any>, ops: &[Op]) -> Result<Vec<WalletResult<TxnReply>>> {
+/// Applies `ops` in arrival order inside the transaction open on `tx`: one answer per request, a
+/// refusal where a request is refused. An `Err` is a fault: roll the transaction back (nothing of
+/// the batch may be committed). On PostgreSQL, run it on a [`Lane`]'s connection, which plans each
+/// statement for its own keys.
+pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResult<TxnReply>>> {
     if ops.is_empty() {
         return Ok(Vec::new());
     }
     let backend = Backend::of(tx);
-    if backend == Backend::Postgres {
-        // The lookups below name a batch's keys in `IN` lists. A generic plan that PostgreSQL
-        // cached while a table was small probes the index by its first column only and filters
-        // the rest (measured: 8 ms instead of 0.1 ms once `wallet_requests` had grown), so this
-        // transaction plans each statement for its own values.
-        sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan").execute(&mut **tx).await?;
-    }
     let mut b = Batch::default();
     let mut out: Vec<Option<WalletResult<Decided>>> = (0..ops.len()).map(|_| None).collect();
 
@@ -100,16 +94,15 @@ pub async fn apply(tx: &mut Transaction<'static, Any>, ops: &[Op]) -> Result<Vec
         }
     }
 
-    // 1. Game servers that are enabled now: a disabled one's requests are refused, even wins.
-    let servers: Vec<&str> = distinct(ops.iter().map(|o| o.game_server.as_str()));
-    let mut q = Sql::new(backend, "SELECT id FROM game_servers WHERE revoked_at IS NULL AND id IN ");
-    q.list(padded_len(servers.len()));
-    let enabled: HashSet<String> = q.fetch_scalars(tx, padded(&servers)).await?.into_iter().collect();
-
-    // 2. Sessions.
+    // 1. Sessions of game servers that are enabled now (a disabled one's requests are refused,
+    // even wins); only when a session is not found is it asked which of the two is missing.
     let hashes: Vec<String> = ops.iter().map(|o| token_hash(&o.req.token)).collect();
     let distinct_hashes = distinct(hashes.iter().map(String::as_str));
-    let mut q = Sql::new(backend, "SELECT token_hash, game_server, account_id, expires_at FROM wallet_sessions WHERE token_hash IN ");
+    let mut q = Sql::new(
+        backend,
+        "SELECT s.token_hash, s.game_server, s.account_id, s.expires_at FROM wallet_sessions s \
+         JOIN game_servers g ON g.id = s.game_server AND g.revoked_at IS NULL WHERE s.token_hash IN ",
+    );
     q.list(padded_len(distinct_hashes.len()));
     let mut sessions: HashMap<String, (String, i64, Millis)> = HashMap::new();
     for r in q.fetch(tx, padded(&distinct_hashes)).await? {
@@ -117,16 +110,23 @@ pub async fn apply(tx: &mut Transaction<'static, Any>, ops: &[Op]) -> Result<Vec
     }
     let mut session_of: Vec<Option<(i64, Millis)>> = vec![None; ops.len()];
     for (i, op) in ops.iter().enumerate() {
-        if out[i].is_some() {
-            continue;
+        if out[i].is_none()
+            && let Some((gs, account, expires)) = sessions.get(&hashes[i])
+            && *gs == op.game_server
+        {
+            session_of[i] = Some((*account, *expires));
         }
-        if !enabled.contains(&op.game_server) {
-            out[i] = Some(Err(Refusal::UnknownGameServer.into()));
-            continue;
-        }
-        match sessions.get(&hashes[i]) {
-            Some((gs, account, expires)) if *gs == op.game_server => session_of[i] = Some((*account, *expires)),
-            _ => out[i] = Some(Err(Refusal::InvalidToken.into())),
+    }
+    let unmatched: Vec<&str> = distinct(ops.iter().enumerate().filter(|(i, _)| out[*i].is_none() && session_of[*i].is_none()).map(|(_, o)| o.game_server.as_str()));
+    if !unmatched.is_empty() {
+        let mut q = Sql::new(backend, "SELECT id FROM game_servers WHERE revoked_at IS NULL AND id IN ");
+        q.list(padded_len(unmatched.len()));
+        let enabled: HashSet<String> = q.fetch_scalars(tx, padded(&unmatched)).await?.into_iter().collect();
+        for (i, op) in ops.iter().enumerate() {
+            if out[i].is_none() && session_of[i].is_none() {
+                let refusal = if enabled.contains(&op.game_server) { Refusal::InvalidToken } else { Refusal::UnknownGameServer };
+                out[i] = Some(Err(refusal.into()));
+            }
         }
     }
 
@@ -137,17 +137,30 @@ pub async fn apply(tx: &mut Transaction<'static, Any>, ops: &[Op]) -> Result<Vec
     if ids.is_empty() {
         return Ok(finish(out, &[]));
     }
+    // With each account, its person's standing for the exclusion gate (a person may have more
+    // than one club membership: one row each).
     let mut q = Sql::new(
         backend,
-        "SELECT id, person_id, state, bonus_cents, deposit_cents, winnings_cents, wagering_left_cents, last_activity_at FROM iaccounts WHERE id IN ",
+        "SELECT a.id, a.person_id, a.state, a.bonus_cents, a.deposit_cents, a.winnings_cents, a.wagering_left_cents, a.last_activity_at, \
+         p.personal_id, LOWER(p.first_name) AS first_lower, LOWER(p.last_name) AS last_lower, p.birth_date, m.state AS member_state \
+         FROM iaccounts a JOIN persons p ON p.id = a.person_id LEFT JOIN members m ON m.person_id = p.id WHERE a.id IN ",
     );
-    q.list(padded_len(ids.len())).push(" ORDER BY id");
+    q.list(padded_len(ids.len())).push(" ORDER BY a.id");
     if backend == Backend::Postgres {
-        q.push(" FOR UPDATE");
+        q.push(" FOR UPDATE OF a");
     }
     for r in q.fetch(tx, padded(&ids)).await? {
         let account = account_from_row(&r)?;
-        b.accounts.insert(account.id, Acct { account, delta: Delta::default(), activity: None, dirty: false });
+        let p = b.persons.entry(account.person_id).or_default();
+        p.personal_id = r.try_get("personal_id")?;
+        p.first_lower = r.try_get("first_lower")?;
+        p.last_lower = r.try_get("last_lower")?;
+        p.birth_date = r.try_get("birth_date")?;
+        let member: Option<String> = r.try_get("member_state")?;
+        if !p.member_states.contains(&member) {
+            p.member_states.push(member);
+        }
+        b.accounts.entry(account.id).or_insert(Acct { account, delta: Delta::default(), activity: None, dirty: false });
     }
 
     // 4. Earlier requests with these ids, and rollbacks naming them.
@@ -168,12 +181,33 @@ pub async fn apply(tx: &mut Transaction<'static, Any>, ops: &[Op]) -> Result<Vec
         }
     }
     let txn_ids = distinct(txn_ids.into_iter());
+    let named = distinct(named.into_iter());
     let live_servers: Vec<&str> = distinct(ops.iter().zip(&session_of).filter(|(_, s)| s.is_some()).map(|(o, _)| o.game_server.as_str()));
-    let mut q = Sql::new(backend, "SELECT game_server, txn_id, kind, account_id, amount_cents, ledger_id, reply FROM wallet_requests WHERE game_server IN ");
+    let mut q = Sql::new(
+        backend,
+        "SELECT 'request' AS source, game_server, txn_id, kind, account_id, amount_cents, ledger_id, reply FROM wallet_requests WHERE game_server IN ",
+    );
     q.list(padded_len(live_servers.len())).push(" AND txn_id IN ").list(padded_len(txn_ids.len()));
-    let rows = q.fetch2(tx, padded(&live_servers), padded(&txn_ids)).await?;
-    for r in rows {
+    if !named.is_empty() {
+        q.push(
+            " UNION ALL SELECT 'rollback', game_server, ref_txn_id, kind, account_id, amount_cents, ledger_id, reply FROM wallet_requests \
+             WHERE kind = 'rollback' AND game_server IN ",
+        );
+        q.list(padded_len(live_servers.len())).push(" AND ref_txn_id IN ").list(padded_len(named.len()));
+    }
+    let mut binds = padded(&live_servers);
+    binds.extend(padded(&txn_ids));
+    if !named.is_empty() {
+        binds.extend(padded(&live_servers));
+        binds.extend(padded(&named));
+    }
+    for r in q.fetch(tx, binds).await? {
         let key = (r.try_get::<String, _>("game_server")?, r.try_get::<String, _>("txn_id")?);
+        if r.try_get::<String, _>("source")? == "rollback" {
+            // a rollback naming `key`'s transaction
+            b.rolled_back.insert(key);
+            continue;
+        }
         let kind: String = r.try_get("kind")?;
         b.known.insert(
             key,
@@ -185,14 +219,6 @@ pub async fn apply(tx: &mut Transaction<'static, Any>, ops: &[Op]) -> Result<Vec
                 reply: Answer::Stored(r.try_get("reply")?),
             },
         );
-    }
-    if !named.is_empty() {
-        let named = distinct(named.into_iter());
-        let mut q = Sql::new(backend, "SELECT game_server, ref_txn_id FROM wallet_requests WHERE kind = 'rollback' AND game_server IN ");
-        q.list(padded_len(live_servers.len())).push(" AND ref_txn_id IN ").list(padded_len(named.len()));
-        for r in q.fetch2(tx, padded(&live_servers), padded(&named)).await? {
-            b.rolled_back.insert((r.try_get("game_server")?, r.try_get("ref_txn_id")?));
-        }
     }
 
     // 5. What the bets being rolled back took from each balance.
@@ -226,7 +252,7 @@ pub async fn apply(tx: &mut Transaction<'static, Any>, ops: &[Op]) -> Result<Vec
     if !betting.is_empty() {
         let nows = ops.iter().filter(|o| o.kind == Kind::Bet).map(|o| o.now);
         let (first, last) = (nows.clone().min().unwrap_or(0), nows.max().unwrap_or(0));
-        b.load_standing(tx, backend, &betting, first, last).await?;
+        b.load_exclusions(tx, backend, &betting, first, last).await?;
         let mut q = Sql::new(backend, "SELECT account_id, id, kind, period, amount_cents, effective_at FROM iaccount_limits WHERE account_id IN ");
         q.list(padded_len(betting.len())).push(" ORDER BY id");
         for r in q.fetch(tx, padded(&betting)).await? {
@@ -350,30 +376,16 @@ static INSERT_REQUESTS: MultiRowInsert = MultiRowInsert::new(
 const ROWS_PER_INSERT: usize = 64;
 
 impl Batch {
-    async fn load_standing(&mut self, tx: &mut Transaction<'static, Any>, backend: Backend, accounts: &[i64], first: Millis, last: Millis) -> Result<()> {
+    async fn load_exclusions(&mut self, tx: &mut AnyConnection, backend: Backend, accounts: &[i64], first: Millis, last: Millis) -> Result<()> {
         let person_ids: Vec<i64> = distinct(accounts.iter().map(|id| self.accounts[id].account.person_id));
-        let mut q = Sql::new(
-            backend,
-            "SELECT p.id, p.personal_id, LOWER(p.first_name) AS first_lower, LOWER(p.last_name) AS last_lower, p.birth_date, m.state AS member_state \
-             FROM persons p LEFT JOIN members m ON m.person_id = p.id WHERE p.id IN ",
-        );
-        q.list(padded_len(person_ids.len()));
-        for r in q.fetch(tx, padded(&person_ids)).await? {
-            let p = self.persons.entry(r.try_get("id")?).or_default();
-            p.personal_id = r.try_get("personal_id")?;
-            p.first_lower = r.try_get("first_lower")?;
-            p.last_lower = r.try_get("last_lower")?;
-            p.birth_date = r.try_get("birth_date")?;
-            p.member_states.push(r.try_get("member_state")?);
-        }
         // Every exclusion in force at some time of the batch that could match one of the persons
         // (as `club::active_exclusions` matches: the person, the personal ID number, or the name
         // with the birth date); the exact match and time are decided per request below.
-        if self.persons.is_empty() {
+        let personal_ids: Vec<&str> = distinct(person_ids.iter().filter_map(|id| self.persons.get(id)?.personal_id.as_deref()));
+        let births: Vec<&str> = distinct(person_ids.iter().filter_map(|id| Some(self.persons.get(id)?.birth_date.as_str())));
+        if births.is_empty() {
             return Ok(());
         }
-        let personal_ids: Vec<&str> = distinct(self.persons.values().filter_map(|p| p.personal_id.as_deref()));
-        let births: Vec<&str> = distinct(self.persons.values().map(|p| p.birth_date.as_str()));
         let mut q = Sql::new(
             backend,
             "SELECT kind, person_id, personal_id, LOWER(first_name) AS first_lower, LOWER(last_name) AS last_lower, birth_date, starts_at, ends_at \
@@ -395,7 +407,7 @@ impl Batch {
         for p in padded(&personal_ids) {
             query = query.bind(p);
         }
-        for r in query.fetch_all(&mut **tx).await? {
+        for r in query.fetch_all(&mut *tx).await? {
             let kind: String = r.try_get("kind")?;
             let kind = ExclusionKind::from_code(&kind).ok_or_else(|| Error::invalid(format!("exclusion kind {kind}")))?;
             let person_id: Option<i64> = r.try_get("person_id")?;
@@ -417,7 +429,7 @@ impl Batch {
     }
 
     /// The answer to one request, changing the batch's accounts and entries when it succeeds.
-    async fn decide(&mut self, tx: &mut Transaction<'static, Any>, i: usize, op: &Op, account_id: i64, expires_at: Millis) -> Result<WalletResult<Decided>> {
+    async fn decide(&mut self, tx: &mut AnyConnection, i: usize, op: &Op, account_id: i64, expires_at: Millis) -> Result<WalletResult<Decided>> {
         let key = (op.game_server.clone(), op.req.transaction_id.clone());
         if let Some(k) = self.known.get(&key) {
             return Ok(repeat(k, op, account_id));
@@ -443,7 +455,7 @@ impl Batch {
         Ok(Ok(decided))
     }
 
-    async fn bet(&mut self, tx: &mut Transaction<'static, Any>, op: &Op, account_id: i64, expires_at: Millis) -> Result<WalletResult<Decided>> {
+    async fn bet(&mut self, tx: &mut AnyConnection, op: &Op, account_id: i64, expires_at: Millis) -> Result<WalletResult<Decided>> {
         let stake = match super::positive(op.req.amount) {
             Ok(s) => s,
             Err(e) => return Ok(Err(e)),
@@ -571,7 +583,7 @@ impl Batch {
 
     /// What the account staked, won and deposited in each window ending at `now`: the database's
     /// figures plus this batch's entries.
-    async fn usage(&self, tx: &mut Transaction<'static, Any>, account_id: i64, now: chrono::DateTime<chrono::Utc>) -> Result<[Usage; 3]> {
+    async fn usage(&self, tx: &mut AnyConnection, account_id: i64, now: chrono::DateTime<chrono::Utc>) -> Result<[Usage; 3]> {
         let mut used = super::usage(tx, account_id, now).await?;
         for p in Period::ALL {
             let since = (now - p.window()).timestamp_millis();
@@ -588,7 +600,7 @@ impl Batch {
     }
 
     /// Writes the batch's entries; answers their ids in order.
-    async fn write_entries(&self, tx: &mut Transaction<'static, Any>, backend: Backend) -> Result<Vec<i64>> {
+    async fn write_entries(&self, tx: &mut AnyConnection, backend: Backend) -> Result<Vec<i64>> {
         let mut ids = vec![0i64; self.entries.len()];
         // Ids come back matched on (account, kind, reference), which must be unique per statement.
         let mut start = 0;
@@ -613,7 +625,7 @@ impl Batch {
                         .bind(e.actor.as_str())
                         .bind(e.created_at);
                 }
-                let rows = q.fetch_all(&mut **tx).await?;
+                let rows = q.fetch_all(&mut *tx).await?;
                 let by_key: HashMap<(i64, &str, &str), usize> = run.clone().map(|n| (entry_key(&self.entries[n]), n)).collect();
                 if rows.len() != run.len() {
                     return Err(Error::Conflict("the ledger did not take every entry".into()));
@@ -630,7 +642,7 @@ impl Batch {
     }
 
     /// Stores every request answered in this batch (not refusals) with its answer.
-    async fn write_requests(&self, tx: &mut Transaction<'static, Any>, backend: Backend, ops: &[Op], out: &[WalletResult<TxnReply>], ledger_ids: &[i64]) -> Result<()> {
+    async fn write_requests(&self, tx: &mut AnyConnection, backend: Backend, ops: &[Op], out: &[WalletResult<TxnReply>], ledger_ids: &[i64]) -> Result<()> {
         let rows: Vec<(&Op, &TxnReply, Option<i64>)> = self
             .stored
             .iter()
@@ -656,7 +668,7 @@ impl Batch {
                     .bind(serde_json::to_string(reply).expect("reply serialises"))
                     .bind(op.now);
             }
-            q.execute(&mut **tx).await?;
+            q.execute(&mut *tx).await?;
         }
         Ok(())
     }
@@ -667,7 +679,7 @@ impl Batch {
 
     /// Adds the entries' sums to each changed account's balances (the CHECK constraints refuse a
     /// negative one), with its wagering left and last payment time.
-    async fn write_balances(&self, tx: &mut Transaction<'static, Any>, backend: Backend) -> Result<()> {
+    async fn write_balances(&self, tx: &mut AnyConnection, backend: Backend) -> Result<()> {
         let mut changed: Vec<&Acct> = self.accounts.values().filter(|a| a.dirty).collect();
         if changed.is_empty() {
             return Ok(());
@@ -711,7 +723,7 @@ impl Batch {
         for a in &rows {
             query = query.bind(a.account.id);
         }
-        let updated = query.execute(&mut **tx).await?.rows_affected();
+        let updated = query.execute(&mut *tx).await?.rows_affected();
         if updated != changed.len() as u64 {
             return Err(Error::Conflict("an account changed under the batch".into()));
         }
@@ -800,7 +812,7 @@ impl Sql {
         self
     }
 
-    async fn fetch<'a, T>(self, tx: &mut Transaction<'static, Any>, values: Vec<T>) -> Result<Vec<AnyRow>>
+    async fn fetch<'a, T>(self, tx: &mut AnyConnection, values: Vec<T>) -> Result<Vec<AnyRow>>
     where
         T: 'a + sqlx::Encode<'a, Any> + sqlx::Type<Any> + Send,
     {
@@ -808,21 +820,10 @@ impl Sql {
         for v in values {
             q = q.bind(v);
         }
-        Ok(q.fetch_all(&mut **tx).await?)
+        Ok(q.fetch_all(&mut *tx).await?)
     }
 
-    async fn fetch2<'a, T>(self, tx: &mut Transaction<'static, Any>, first: Vec<T>, second: Vec<T>) -> Result<Vec<AnyRow>>
-    where
-        T: 'a + sqlx::Encode<'a, Any> + sqlx::Type<Any> + Send,
-    {
-        let mut q = sqlx::query(AssertSqlSafe(self.text));
-        for v in first.into_iter().chain(second) {
-            q = q.bind(v);
-        }
-        Ok(q.fetch_all(&mut **tx).await?)
-    }
-
-    async fn fetch_scalars<'a, T>(self, tx: &mut Transaction<'static, Any>, values: Vec<T>) -> Result<Vec<String>>
+    async fn fetch_scalars<'a, T>(self, tx: &mut AnyConnection, values: Vec<T>) -> Result<Vec<String>>
     where
         T: 'a + sqlx::Encode<'a, Any> + sqlx::Type<Any> + Send,
     {
@@ -920,48 +921,84 @@ impl WalletWriter {
 }
 
 async fn run(store: Store, mut rx: mpsc::Receiver<Item>, max_batch: usize) {
+    let mut lane = Lane { store, own: None };
     let mut batch = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
-        process(&store, std::mem::take(&mut batch)).await;
+        let (ops, replies): (Vec<Op>, Vec<_>) = std::mem::take(&mut batch).into_iter().unzip();
+        for (reply, answer) in replies.into_iter().zip(lane.commit(ops).await) {
+            let _ = reply.send(answer);
+        }
         batch.reserve(max_batch);
     }
 }
 
-async fn process(store: &Store, batch: Vec<Item>) {
-    let (ops, replies): (Vec<Op>, Vec<_>) = batch.into_iter().unzip();
-    for (reply, answer) in replies.into_iter().zip(commit(store, ops).await) {
-        let _ = reply.send(answer);
-    }
+/// Applies `ops` in one transaction and commits it: one answer per request (see [`Lane::commit`]).
+pub async fn commit(store: &Store, ops: Vec<Op>) -> Vec<WalletResult<TxnReply>> {
+    Lane { store: store.clone(), own: None }.commit(ops).await
 }
 
-/// Applies `ops` in one transaction and commits it: one answer per request. When the batch
-/// cannot be committed, each request is applied on its own, so a request that faults again gets
-/// its own error and the others their answers. Repeating is safe: a request that was committed
-/// after all is answered as stored.
-pub async fn commit(store: &Store, ops: Vec<Op>) -> Vec<WalletResult<TxnReply>> {
-    let started = Instant::now();
-    let result = async {
-        let mut tx = store.begin().await?;
-        let out = apply(&mut tx, &ops).await?;
-        tx.commit().await?;
-        Ok::<_, Error>(out)
-    }
-    .await;
-    match result {
-        Ok(out) => {
-            metrics::histogram!("floor_wallet_batch_size").record(ops.len() as f64);
-            metrics::histogram!("floor_wallet_commit_seconds").record(started.elapsed().as_secs_f64());
-            out
-        }
-        Err(e) if ops.len() > 1 => {
-            tracing::warn!(error = %e, requests = ops.len(), "wallet batch not committed; applying its requests one by one");
-            metrics::counter!("floor_wallet_batch_retries_total").increment(1);
-            let mut out = Vec::with_capacity(ops.len());
-            for op in ops {
-                out.push(one(store, op).await);
+/// Where a writer's transactions run. On PostgreSQL a connection of its own, kept between batches
+/// and set to plan every statement for its values: the lookups name a batch's keys in `IN` lists,
+/// and a generic plan that PostgreSQL cached while a table was small probes the index by its first
+/// column only and filters the rest (measured: 8 ms instead of 0.1 ms per lookup once
+/// `wallet_requests` had grown). On SQLite the store's one write connection.
+struct Lane {
+    store: Store,
+    own: Option<AnyConnection>,
+}
+
+impl Lane {
+    /// Applies `ops` in one transaction and commits it. When the batch cannot be committed, each
+    /// request is applied on its own, so a request that faults again gets its own error and the
+    /// others their answers. Repeating is safe: a request committed after all is answered as
+    /// stored.
+    async fn commit(&mut self, ops: Vec<Op>) -> Vec<WalletResult<TxnReply>> {
+        let started = Instant::now();
+        match self.try_commit(&ops).await {
+            Ok(out) => {
+                metrics::histogram!("floor_wallet_batch_size").record(ops.len() as f64);
+                metrics::histogram!("floor_wallet_commit_seconds").record(started.elapsed().as_secs_f64());
+                out
             }
-            out
+            Err(e) if ops.len() > 1 => {
+                tracing::warn!(error = %e, requests = ops.len(), "wallet batch not committed; applying its requests one by one");
+                metrics::counter!("floor_wallet_batch_retries_total").increment(1);
+                let mut out = Vec::with_capacity(ops.len());
+                for op in ops {
+                    out.push(one(&self.store, op).await);
+                }
+                out
+            }
+            Err(e) => vec![Err(e.into())],
         }
-        Err(e) => vec![Err(e.into())],
+    }
+
+    async fn try_commit(&mut self, ops: &[Op]) -> Result<Vec<WalletResult<TxnReply>>> {
+        if self.store.backend() == Backend::Sqlite {
+            let mut tx = self.store.begin().await?;
+            let out = apply(&mut tx, ops).await?;
+            tx.commit().await?;
+            return Ok(out);
+        }
+        let conn = match &mut self.own {
+            Some(c) => c,
+            None => {
+                let mut c = self.store.detached().await?;
+                sqlx::query("SET plan_cache_mode = force_custom_plan").execute(&mut c).await?;
+                self.own.insert(c)
+            }
+        };
+        let result = async {
+            let mut tx = conn.begin().await?;
+            let out = apply(&mut tx, ops).await?;
+            tx.commit().await?;
+            Ok(out)
+        }
+        .await;
+        if result.is_err() {
+            // A connection in an unknown state is not used again.
+            self.own = None;
+        }
+        result
     }
 }

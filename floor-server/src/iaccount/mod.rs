@@ -367,7 +367,7 @@ pub(crate) fn limit_row(r: &sqlx::any::AnyRow) -> Result<LimitRow> {
 }
 
 /// What the account staked, won and deposited in each rolling window ending at `now`.
-pub async fn usage(tx: &mut Transaction<'static, Any>, account_id: i64, now: DateTime<Utc>) -> Result<[Usage; 3]> {
+pub async fn usage(tx: &mut sqlx::AnyConnection, account_id: i64, now: DateTime<Utc>) -> Result<[Usage; 3]> {
     let since = |p: Period| (now - p.window()).timestamp_millis();
     let row = sqlx::query(
         "SELECT \
@@ -386,7 +386,7 @@ pub async fn usage(tx: &mut Transaction<'static, Any>, account_id: i64, now: Dat
     .bind(since(Period::Day))
     .bind(since(Period::Week))
     .bind(since(Period::Month))
-    .fetch_one(&mut **tx)
+    .fetch_one(&mut *tx)
     .await?;
     let u = |s: &str, w: &str, d: &str| -> Result<Usage> {
         Ok(Usage {

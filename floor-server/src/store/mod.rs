@@ -149,6 +149,16 @@ impl Store {
         })
     }
 
+    /// A connection of the caller's own, outside the pools (the write pool opens another in its
+    /// place), for a task that keeps one between transactions. PostgreSQL only: on SQLite every
+    /// writer shares the one write connection ([`Store::begin`]).
+    pub async fn detached(&self) -> Result<sqlx::AnyConnection> {
+        if self.backend == Backend::Sqlite {
+            return Err(Error::Config("SQLite writers share the one write connection".into()));
+        }
+        Ok(self.write.acquire().await?.detach())
+    }
+
     /// The pool for reads that need no transaction.
     pub fn read(&self) -> &AnyPool {
         &self.read
