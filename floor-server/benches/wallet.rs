@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 use club_rules::Money;
 use floor_server::iaccount::psp::sign;
 use floor_server::iaccount::testkit::{self, GAME_SECRET, GAME_SERVER};
-use floor_server::iaccount::batch::{Op, WalletWriter, WalletWriterConfig};
+use floor_server::config::WalletSettings;
+use floor_server::iaccount::batch::{Op, WalletWriter};
 use floor_server::iaccount::wallet::{self, Kind, TxnRequest};
 use floor_server::iaccount::{self, cashier};
 use floor_server::store::{Backend, Store};
@@ -152,7 +153,7 @@ async fn round(backend: Backend, n: usize, ops: usize, concurrency: usize) -> Op
     .await;
     let spread = drive(ops, concurrency, http_op(&http, &base, &accounts, "s", false)).await;
     let hot = drive(ops, concurrency, http_op(&http, &base, &accounts, "h", true)).await;
-    let (writer, writer_tasks) = WalletWriter::start(store.clone(), WalletWriterConfig { writers: writers(backend), ..WalletWriterConfig::default() });
+    let (writer, writer_tasks) = WalletWriter::start(store.clone(), &WalletSettings { writers: writers(backend), ..WalletSettings::default() });
     let in_process_spread = drive(ops, concurrency, grouped_op(&writer, &accounts, "gs", false)).await;
     let in_process_hot = drive(ops, concurrency, grouped_op(&writer, &accounts, "gh", true)).await;
     drop(writer);

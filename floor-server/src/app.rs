@@ -100,14 +100,7 @@ pub async fn run(
         rules.clone(),
         ingest::IngestConfig { max_batch: config.ingest.max_batch, writers, queue: config.ingest.queue },
     );
-    let wallet_writers = match config.wallet.writers {
-        0 => crate::iaccount::batch::default_writers(store.backend()),
-        n => n,
-    };
-    let (wallet_writer, wallet_tasks) = crate::iaccount::batch::WalletWriter::start(
-        store.clone(),
-        crate::iaccount::batch::WalletWriterConfig { max_batch: config.wallet.max_batch, writers: wallet_writers, queue: config.wallet.queue },
-    );
+    let (wallet_writer, wallet_tasks) = crate::iaccount::batch::WalletWriter::start(store.clone(), &config.wallet);
     let stop = CancellationToken::new();
     let hub = Hub::default();
     let hub_task = tokio::spawn(hub.clone().run(store.clone(), Duration::from_millis(config.broadcast_poll_ms), stop.clone()));

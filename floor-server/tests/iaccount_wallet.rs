@@ -12,7 +12,8 @@ use floor_server::cashdesk;
 use floor_server::iaccount::cashier::{self, WithdrawalMethod, WithdrawalState};
 use floor_server::iaccount::responsible::{self, ExclusionOutcome};
 use floor_server::iaccount::testkit::{self, GAME_SERVER, staff};
-use floor_server::iaccount::batch::{self, Op, WalletWriter, WalletWriterConfig};
+use floor_server::config::WalletSettings;
+use floor_server::iaccount::batch::{self, Op, WalletWriter};
 use floor_server::iaccount::wallet::{self, Kind, TxnReply, TxnRequest};
 use floor_server::iaccount::{self, Refusal, WalletError};
 use floor_server::on_both_backends;
@@ -183,7 +184,7 @@ async fn a_random_workload_leaves_the_ledger_equal_to_the_balances(backend: Back
     let accounts = Arc::new(accounts);
     // Game-server requests go through the group commit, as the API sends them; the cashier's
     // movements run beside it in their own transactions.
-    let (writer, writer_tasks) = WalletWriter::start(store.clone(), WalletWriterConfig { max_batch: 64, writers: 4, queue: 1024 });
+    let (writer, writer_tasks) = WalletWriter::start(store.clone(), &WalletSettings { max_batch: 64, writers: 4, queue: 1024 });
     let workers = 8;
     let mut tasks = Vec::new();
     for w in 0..workers {
@@ -248,7 +249,7 @@ async fn a_thousand_concurrent_bets_in_group_commits_never_overdraw_one_account(
     for _ in 0..3 {
         tokens.push(wallet::launch(&store, id, GAME_SERVER, "slot", T0).await.unwrap());
     }
-    let (writer, writer_tasks) = WalletWriter::start(store.clone(), WalletWriterConfig { max_batch: 64, writers: 4, queue: 2048 });
+    let (writer, writer_tasks) = WalletWriter::start(store.clone(), &WalletSettings { max_batch: 64, writers: 4, queue: 2048 });
     let tokens = Arc::new(tokens);
     let mut tasks = Vec::new();
     for i in 0..1000 {
@@ -280,19 +281,7 @@ async fn three_players(store: &Store) -> Vec<String> {
     let (limited, t2) = funded(store, 2, 2000).await;
     responsible::set_limit(store, limited, LimitKind::Loss, Period::Day, Some(eur(1500)), T0).await.unwrap();
     let (banned, t3) = funded(store, 3, 3000).await;
-    let person: i64 = sqlx::query_scalar("SELECT person_id FROM iaccounts WHERE id = $1").bind(banned).fetch_one(store.read()).await.unwrap();
-    let ban = floor_server::club::NewExclusion {
-        kind: "ban".into(),
-        person_id: Some(person),
-        personal_id: None,
-        first_name: None,
-        last_name: None,
-        birth_date: None,
-        starts_at: T0 + HOUR / 2,
-        ends_at: None,
-        reason: Some("test".into()),
-    };
-    floor_server::club::add_exclusion(store, &ban, &staff(), T0).await.unwrap();
+    ban(store, banned, T0 + HOUR / 2, "test").await;
     vec![t1, t2, t3]
 }
 
@@ -328,7 +317,7 @@ fn mixed_requests(tokens: &[String], n: usize) -> Vec<Op> {
                 let mut earlier = ops[(next() % i as u64) as usize].clone();
                 earlier.now = now;
                 if next() % 3 == 0 {
-                    earlier.req.amount = earlier.req.amount + eur(1);
+                    earlier.req.amount += eur(1);
                 }
                 earlier
             }
@@ -513,10 +502,9 @@ async fn an_online_self_exclusion_refuses_play_and_the_club_card_but_not_withdra
     wallet::bet(&store, GAME_SERVER, &req(&token2, "b2", 100), T0 + 31 * 24 * HOUR).await.unwrap();
 }
 
-async fn a_floor_ban_refuses_online_play(backend: Backend) {
-    let Some((_db, store)) = setup(backend).await else { return };
-    let (id, token) = funded(&store, 1, 5000).await;
-    let person: i64 = sqlx::query_scalar("SELECT person_id FROM iaccounts WHERE id = $1").bind(id).fetch_one(store.read()).await.unwrap();
+/// An entry ban by the operator on the account's person, from `starts_at`.
+async fn ban(store: &Store, account: i64, starts_at: i64, reason: &str) {
+    let person: i64 = sqlx::query_scalar("SELECT person_id FROM iaccounts WHERE id = $1").bind(account).fetch_one(store.read()).await.unwrap();
     let ban = floor_server::club::NewExclusion {
         kind: "ban".into(),
         person_id: Some(person),
@@ -524,11 +512,17 @@ async fn a_floor_ban_refuses_online_play(backend: Backend) {
         first_name: None,
         last_name: None,
         birth_date: None,
-        starts_at: T0,
+        starts_at,
         ends_at: None,
-        reason: Some("card abuse".into()),
+        reason: Some(reason.into()),
     };
-    floor_server::club::add_exclusion(&store, &ban, &staff(), T0).await.unwrap();
+    floor_server::club::add_exclusion(store, &ban, &staff(), T0).await.unwrap();
+}
+
+async fn a_floor_ban_refuses_online_play(backend: Backend) {
+    let Some((_db, store)) = setup(backend).await else { return };
+    let (id, token) = funded(&store, 1, 5000).await;
+    ban(&store, id, T0, "card abuse").await;
     assert_eq!(refused(wallet::bet(&store, GAME_SERVER, &req(&token, "b1", 100), T0 + 1).await), Refusal::Blocked);
     assert_eq!(refused(cashier::desk_deposit(&store, &Rules::default(), id, eur(100), &staff(), T0 + 1).await), Refusal::Blocked);
 }

@@ -1,7 +1,8 @@
 //! The i-Account's staff pages over HTTP on both databases: game server registration (the secret
 //! shown once signs wallet requests until the server is disabled) and the bank statement import
-//! (every line shown with what became of it, credited once). The verification queue and the
-//! withdrawal review are driven in Chromium (`iaccount_browser`).
+//! (every line shown with what became of it, credited once), and closing the account of a player
+//! found to be a minor. The verification queue and the withdrawal review are driven in Chromium
+//! (`iaccount_browser`).
 
 use club_rules::Money;
 use club_tests::T0;
@@ -111,7 +112,51 @@ async fn a_cashier_imports_a_bank_statement_and_sees_what_became_of_each_line(ba
     server.shutdown().await.unwrap();
 }
 
+/// A manager finds a player who turned out to be under 18 and closes the account: only with the
+/// box ticked, the personal data are gone at once, and it is audited; reception may not.
+async fn a_manager_closes_the_account_of_a_player_found_to_be_a_minor(backend: Backend) {
+    let Some((_db, server)) = start(backend).await else { return };
+    let base = format!("http://{}", server.addr);
+    let id = testkit::active_account(&server.store, 1, T0).await.unwrap();
+    let player_no: String = sqlx::query_scalar("SELECT player_no FROM iaccounts WHERE id = $1").bind(id).fetch_one(server.store.read()).await.unwrap();
+    let state = |store: floor_server::store::Store| async move {
+        sqlx::query_as::<_, (String, String)>("SELECT a.state, p.first_name FROM iaccounts a JOIN persons p ON p.id = a.person_id WHERE a.id = $1")
+            .bind(id)
+            .fetch_one(store.read())
+            .await
+            .unwrap()
+    };
+    let (_, first_name) = state(server.store.clone()).await;
+
+    let mut manager = WebClient::new(&base);
+    manager.login("manager", PASSWORD).await;
+    let search = format!("/iaccount/accounts?q={player_no}");
+    let page = manager.get(&search).await.text().await.unwrap();
+    assert!(page.contains(&player_no) && page.contains(&first_name) && page.contains(&format!("id=\"minor-{id}\"")), "{page}");
+    let by_name = manager.get(&format!("/iaccount/accounts?q={}", first_name.to_lowercase())).await.text().await.unwrap();
+    assert!(by_name.contains(&player_no), "found by name, whatever the case");
+
+    let csrf = manager.csrf(&search).await;
+    let unconfirmed = manager.post_form(&format!("/iaccount/accounts/{id}/minor"), &[("csrf", &csrf)]).await;
+    assert_eq!((unconfirmed.status().as_u16(), location(&unconfirmed).as_str()), (303, "/iaccount/accounts"));
+    assert_eq!(state(server.store.clone()).await, ("active".to_owned(), first_name.clone()), "nothing happens unconfirmed");
+
+    let closed = manager.post_form(&format!("/iaccount/accounts/{id}/minor"), &[("csrf", &csrf), ("confirm", "yes")]).await;
+    assert_eq!(closed.status().as_u16(), 303);
+    assert_eq!(state(server.store.clone()).await, ("closed".to_owned(), "-".to_owned()), "closed, the name deleted");
+    let after = manager.get(&search).await.text().await.unwrap();
+    assert!(!after.contains(&first_name), "the search no longer shows the name");
+    let audit: Vec<(String, String)> = sqlx::query_as("SELECT action, actor FROM audit_log WHERE action = 'iaccount.minor_closed'").fetch_all(server.store.read()).await.unwrap();
+    assert_eq!(audit.len(), 1);
+    assert!(audit[0].1.ends_with(":manager"), "{audit:?}");
+
+    let mut reception = WebClient::new(&base);
+    reception.login("reception", PASSWORD).await;
+    assert_eq!(reception.get("/iaccount/accounts").await.status(), 403);
+}
+
 floor_server::on_both_backends!(
+    a_manager_closes_the_account_of_a_player_found_to_be_a_minor,
     an_administrator_registers_a_game_server_whose_secret_signs_until_it_is_disabled,
     a_cashier_imports_a_bank_statement_and_sees_what_became_of_each_line,
 );

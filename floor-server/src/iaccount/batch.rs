@@ -41,6 +41,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::wallet::{BalanceView, Kind, TxnReply, TxnRequest, token_hash};
 use super::{Account, Delta, EntryKind, Refusal, WalletError, WalletResult, account_from_row, limit_row, period_index, refusal_from, standing};
 use crate::clock::Millis;
+use crate::config::WalletSettings;
 use crate::error::{Error, Result};
 use crate::ledger::time;
 use crate::store::multirow::MultiRowInsert;
@@ -130,7 +131,7 @@ pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResul
         }
     }
 
-    // 3. The accounts, locked in id order (PostgreSQL; SQLite's writer holds the database).
+    // 2. The accounts, locked in id order (PostgreSQL; SQLite's writer holds the database).
     let mut ids: Vec<i64> = session_of.iter().flatten().map(|s| s.0).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -163,7 +164,7 @@ pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResul
         b.accounts.entry(account.id).or_insert(Acct { account, delta: Delta::default(), activity: None, dirty: false });
     }
 
-    // 4. Earlier requests with these ids, and rollbacks naming them.
+    // 3. Earlier requests with these ids, and rollbacks naming them.
     let mut txn_ids: Vec<&str> = Vec::new();
     let mut named: Vec<&str> = Vec::new();
     for (i, op) in ops.iter().enumerate() {
@@ -221,7 +222,7 @@ pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResul
         );
     }
 
-    // 5. What the bets being rolled back took from each balance.
+    // 4. What the bets being rolled back took from each balance.
     let stored_bets: Vec<i64> = ops
         .iter()
         .filter(|o| o.kind == Kind::Rollback)
@@ -241,7 +242,7 @@ pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResul
         }
     }
 
-    // 6. The standing and limits of players who bet (only an active account can).
+    // 5. The exclusions and limits of players who bet (only an active account can).
     let betting: Vec<i64> = distinct(
         ops.iter()
             .zip(&session_of)
@@ -260,7 +261,7 @@ pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResul
         }
     }
 
-    // 7. Decide, in arrival order.
+    // 6. Decide, in arrival order.
     for (i, op) in ops.iter().enumerate() {
         if out[i].is_some() {
             continue;
@@ -272,7 +273,7 @@ pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResul
         });
     }
 
-    // 8. Write: the entries (their ids go into the answers), the requests, the balances.
+    // 7. Write: the entries (their ids go into the answers), the requests, the balances.
     let ledger_ids = b.write_entries(tx, backend).await?;
     let out = finish(out, &ledger_ids);
     b.write_requests(tx, backend, ops, &out, &ledger_ids).await?;
@@ -863,23 +864,6 @@ fn runs(n: usize, max: usize) -> Vec<Range<usize>> {
     out
 }
 
-/// Tuning for the wallet's writers.
-#[derive(Debug, Clone, Copy)]
-pub struct WalletWriterConfig {
-    /// Most requests committed in one transaction.
-    pub max_batch: usize,
-    /// Writer tasks; requests of one session token always go to the same one. SQLite uses one.
-    pub writers: usize,
-    /// Queue length per writer before requests wait (back-pressure).
-    pub queue: usize,
-}
-
-impl Default for WalletWriterConfig {
-    fn default() -> Self {
-        WalletWriterConfig { max_batch: 256, writers: 1, queue: 4096 }
-    }
-}
-
 /// The writers a server runs when its configuration says 0.
 pub fn default_writers(backend: Backend) -> usize {
     match backend {
@@ -897,9 +881,13 @@ pub struct WalletWriter {
 }
 
 impl WalletWriter {
-    /// Starts the writer tasks. They stop when every handle is dropped and the queue is drained.
-    pub fn start(store: Store, config: WalletWriterConfig) -> (WalletWriter, Vec<tokio::task::JoinHandle<()>>) {
-        let writers = config.writers.max(1);
+    /// Starts the writer tasks (`writers` 0: [`default_writers`]). They stop when every handle is
+    /// dropped and the queue is drained.
+    pub fn start(store: Store, config: &WalletSettings) -> (WalletWriter, Vec<tokio::task::JoinHandle<()>>) {
+        let writers = match config.writers {
+            0 => default_writers(store.backend()),
+            n => n,
+        };
         let mut senders = Vec::with_capacity(writers);
         let mut tasks = Vec::with_capacity(writers);
         for _ in 0..writers {
@@ -930,11 +918,15 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Item>, max_batch: usize) {
         }
         batch.reserve(max_batch);
     }
+    lane.close().await;
 }
 
 /// Applies `ops` in one transaction and commits it: one answer per request (see [`Lane::commit`]).
 pub async fn commit(store: &Store, ops: Vec<Op>) -> Vec<WalletResult<TxnReply>> {
-    Lane { store: store.clone(), own: None }.commit(ops).await
+    let mut lane = Lane { store: store.clone(), own: None };
+    let out = lane.commit(ops).await;
+    lane.close().await;
+    out
 }
 
 /// Where a writer's transactions run. On PostgreSQL a connection of its own, kept between batches
@@ -948,6 +940,12 @@ struct Lane {
 }
 
 impl Lane {
+    async fn close(&mut self) {
+        if let Some(c) = self.own.take() {
+            let _ = c.close().await;
+        }
+    }
+
     /// Applies `ops` in one transaction and commits it. When the batch cannot be committed, each
     /// request is applied on its own, so a request that faults again gets its own error and the
     /// others their answers. Repeating is safe: a request committed after all is answered as

@@ -270,6 +270,51 @@ pub async fn verification_queue(store: &Store) -> Result<Vec<Queued>> {
         .collect()
 }
 
+/// An i-Account as staff find it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Found {
+    pub account_id: i64,
+    pub player_no: Option<String>,
+    pub username: String,
+    pub name: String,
+    pub birth_date: String,
+    pub state: super::AccountState,
+}
+
+/// The accounts (at most 50) whose player number, username or e-mail is `q`, or whose player's
+/// name contains it; nothing for fewer than two characters.
+pub async fn find_accounts(store: &Store, q: &str) -> Result<Vec<Found>> {
+    let q = q.trim();
+    if q.chars().count() < 2 {
+        return Ok(Vec::new());
+    }
+    let like = format!("%{}%", q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+    let rows = sqlx::query(
+        "SELECT a.id, a.player_no, a.username, a.state, p.first_name, p.last_name, p.birth_date \
+         FROM iaccounts a JOIN persons p ON p.id = a.person_id \
+         WHERE a.player_no = $1 OR LOWER(a.username) = LOWER($1) OR LOWER(a.email) = LOWER($1) \
+            OR LOWER(p.first_name || ' ' || p.last_name) LIKE LOWER($2) ESCAPE '\\' \
+         ORDER BY a.id LIMIT 50",
+    )
+    .bind(q)
+    .bind(like)
+    .fetch_all(store.read())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let state: String = r.try_get("state")?;
+            Ok(Found {
+                account_id: r.try_get("id")?,
+                player_no: r.try_get("player_no")?,
+                username: r.try_get("username")?,
+                name: format!("{} {}", r.try_get::<String, _>("first_name")?, r.try_get::<String, _>("last_name")?),
+                birth_date: r.try_get("birth_date")?,
+                state: super::AccountState::from_code(&state).ok_or_else(|| Error::invalid("account state"))?,
+            })
+        })
+        .collect()
+}
+
 /// Staff verified the documents: the account becomes active with its unique player number.
 pub async fn verify(store: &Store, account_id: i64, actor: &Actor, now: Millis) -> Result<String> {
     if !matches!(actor, Actor::Staff { .. }) {

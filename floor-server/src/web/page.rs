@@ -30,6 +30,7 @@ const CONSOLES: &[(&str, &str, &[Role])] = &[
     ("/manager", "nav.manager", roles::MANAGER),
     ("/manager/terminals", "nav.terminals", roles::TERMINALS),
     ("/iaccount/withdrawals", "nav.withdrawals", roles::MANAGER),
+    ("/iaccount/accounts", "nav.iaccounts", roles::MANAGER),
     ("/iaccount/game-servers", "nav.game_servers", roles::GAME_SERVERS),
     ("/admin/staff", "nav.staff", roles::ADMIN),
 ];

@@ -1,6 +1,6 @@
 //! The staff side of the online i-Account: the identity verification queue (reception), held and
-//! pending withdrawals (manager), game server registration (administrator) and the bank statement
-//! import (cashier desk).
+//! pending withdrawals (manager), closing the account of a player found to be a minor (manager),
+//! game server registration (administrator) and the bank statement import (cashier desk).
 //!
 //! Key decision: the handlers only read forms and show decisions; every change is made by the
 //! i-Account's own functions (`iaccount::register`, `iaccount::cashier`, `iaccount::wallet`),
@@ -13,7 +13,7 @@
 
 use askama::Template;
 use axum::Form;
-use axum::extract::{Multipart, Path, State};
+use axum::extract::{Multipart, Path, Query, State};
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -41,6 +41,8 @@ pub(super) fn routes() -> Vec<Route> {
         Route { method: Method::POST, path: "/iaccount/withdrawals/{id}/approve", access: manager, handler: post(approve) },
         Route { method: Method::POST, path: "/iaccount/withdrawals/{id}/reject", access: manager, handler: post(reject) },
         Route { method: Method::POST, path: "/iaccount/withdrawals/{id}/paid", access: manager, handler: post(paid) },
+        Route { method: Method::GET, path: "/iaccount/accounts", access: manager, handler: get(accounts_page) },
+        Route { method: Method::POST, path: "/iaccount/accounts/{id}/minor", access: manager, handler: post(close_minor) },
         Route { method: Method::GET, path: "/iaccount/game-servers", access: admin, handler: get(game_servers_page) },
         Route { method: Method::POST, path: "/iaccount/game-servers", access: admin, handler: post(add_game_server) },
         Route { method: Method::POST, path: "/iaccount/game-servers/{id}/disable", access: admin, handler: post(disable_game_server) },
@@ -110,6 +112,71 @@ async fn refuse(State(state): State<AppState>, user: StaffUser, Path(id): Path<i
     let now = state.clock.now_ms();
     let result = register::refuse(&state.store, id, &f.reason, &user.actor(), now).await.map(|()| user.tr().get("iaccount.refused").to_owned());
     done(&state, &user, result, "/iaccount/verification").await
+}
+
+// ---- a player found to be a minor (manager) -----------------------------------------------------
+
+struct AccountRow {
+    account_id: i64,
+    player_no: String,
+    username: String,
+    name: String,
+    birth_date: String,
+    state: String,
+    closable: bool,
+}
+
+#[derive(Template)]
+#[template(path = "iaccount/accounts.html")]
+struct AccountsPage {
+    ctx: Ctx,
+    q: String,
+    rows: Vec<AccountRow>,
+}
+
+#[derive(Deserialize)]
+struct AccountsQuery {
+    #[serde(default)]
+    q: String,
+}
+
+async fn accounts_page(State(state): State<AppState>, user: StaffUser, Query(query): Query<AccountsQuery>) -> Response {
+    let result = async {
+        let t = user.tr();
+        let rows = register::find_accounts(&state.store, &query.q)
+            .await?
+            .into_iter()
+            .map(|f| AccountRow {
+                account_id: f.account_id,
+                player_no: f.player_no.unwrap_or_default(),
+                username: f.username,
+                name: f.name,
+                birth_date: f.birth_date,
+                state: t.get(&format!("account.state_{}", f.state.code())).to_owned(),
+                closable: f.state != crate::iaccount::AccountState::Closed,
+            })
+            .collect();
+        Ok(AccountsPage { ctx: Ctx::staff(&state, &user, "/iaccount/accounts").await, q: query.q, rows })
+    }
+    .await;
+    page_or_error(result)
+}
+
+#[derive(Deserialize)]
+struct ConfirmForm {
+    #[serde(default)]
+    confirm: String,
+}
+
+/// Irreversible (the personal data are deleted), so the form must say so.
+async fn close_minor(State(state): State<AppState>, user: StaffUser, Path(id): Path<i64>, Form(f): Form<ConfirmForm>) -> Response {
+    let now = state.clock.now_ms();
+    let result = if f.confirm == "yes" {
+        register::close_minor(&state.store, &state.rules, id, &user.actor(), now).await.map(|()| user.tr().get("iaccount.minor_closed").to_owned())
+    } else {
+        Err(Error::invalid(user.tr().get("iaccount.minor_confirm_needed")))
+    };
+    done(&state, &user, result, "/iaccount/accounts").await
 }
 
 // ---- withdrawals (manager) ----------------------------------------------------------------------
