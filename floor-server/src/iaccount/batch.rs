@@ -28,6 +28,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::ops::Range;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -36,6 +37,7 @@ use club_rules::gate::ExclusionKind;
 use club_rules::online::{self, LimitRow, Period, Usage};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, AssertSqlSafe, Connection, Row};
+use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 
 use super::wallet::{BalanceView, Kind, TxnReply, TxnRequest, token_hash};
@@ -913,8 +915,21 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Item>, max_batch: usize) {
     let mut batch = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
         let (ops, replies): (Vec<Op>, Vec<_>) = std::mem::take(&mut batch).into_iter().unzip();
-        for (reply, answer) in replies.into_iter().zip(lane.commit(ops).await) {
-            let _ = reply.send(answer);
+        match AssertUnwindSafe(lane.commit(ops)).catch_unwind().await {
+            Ok(answers) => {
+                for (reply, answer) in replies.into_iter().zip(answers) {
+                    let _ = reply.send(answer);
+                }
+            }
+            Err(_) => {
+                // A bug, not a refusal. The writer carries on; the callers may send the same
+                // requests again, which is safe: one that was committed is answered as stored.
+                tracing::error!(requests = replies.len(), "wallet batch failed unexpectedly; its requests were answered with an error");
+                lane.own = None;
+                for reply in replies {
+                    let _ = reply.send(Err(WalletError::Fault(Error::Unavailable("the wallet could not answer; send the request again".into()))));
+                }
+            }
         }
         batch.reserve(max_batch);
     }
