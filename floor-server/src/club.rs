@@ -281,6 +281,23 @@ pub struct NewExclusion {
     pub reason: Option<String>,
 }
 
+impl NewExclusion {
+    /// An exclusion of one known person, by the person's id (no register data to match).
+    pub fn of_person(kind: ExclusionKind, person_id: i64, starts_at: Millis, ends_at: Option<Millis>, reason: Option<String>) -> NewExclusion {
+        NewExclusion {
+            kind: kind.code().to_owned(),
+            person_id: Some(person_id),
+            personal_id: None,
+            first_name: None,
+            last_name: None,
+            birth_date: None,
+            starts_at,
+            ends_at,
+            reason,
+        }
+    }
+}
+
 /// Records an exclusion and pushes a block for the person's active cards to every terminal.
 pub async fn add_exclusion(store: &Store, e: &NewExclusion, actor: &Actor, now: Millis) -> Result<i64> {
     if ExclusionKind::from_code(&e.kind).is_none() {

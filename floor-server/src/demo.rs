@@ -90,17 +90,7 @@ async fn seed_floor(store: &Store, now: Millis) -> anyhow::Result<Vec<(String, S
         if m.self_excluded {
             club::add_exclusion(
                 store,
-                &NewExclusion {
-                    kind: "own_request".into(),
-                    person_id: Some(person),
-                    personal_id: None,
-                    first_name: None,
-                    last_name: None,
-                    birth_date: None,
-                    starts_at: now,
-                    ends_at: Some(now + 180 * 24 * 3600 * 1000),
-                    reason: Some("demo".into()),
-                },
+                &NewExclusion::of_person(club_rules::gate::ExclusionKind::OwnRequest, person, now, Some(now + 180 * 24 * 3600 * 1000), Some("demo".into())),
                 &SEED,
                 now,
             )

@@ -501,17 +501,7 @@ async fn an_online_self_exclusion_refuses_play_and_the_club_card_but_not_withdra
 /// An entry ban by the operator on the account's person, from `starts_at`.
 async fn ban(store: &Store, account: i64, starts_at: i64, reason: &str) {
     let person: i64 = sqlx::query_scalar("SELECT person_id FROM iaccounts WHERE id = $1").bind(account).fetch_one(store.read()).await.unwrap();
-    let ban = floor_server::club::NewExclusion {
-        kind: "ban".into(),
-        person_id: Some(person),
-        personal_id: None,
-        first_name: None,
-        last_name: None,
-        birth_date: None,
-        starts_at,
-        ends_at: None,
-        reason: Some(reason.into()),
-    };
+    let ban = floor_server::club::NewExclusion::of_person(club_rules::gate::ExclusionKind::Ban, person, starts_at, None, Some(reason.into()));
     floor_server::club::add_exclusion(store, &ban, &staff(), T0).await.unwrap();
 }
 

@@ -74,17 +74,7 @@ async fn seed(store: &Store, rules: &Rules) -> Vec<(i64, i64)> {
             play(store, rules, member, card, MachineType::Slot, cents, ms).await;
         }
         if i == 2 {
-            let e = NewExclusion {
-                kind: "own_request".into(),
-                person_id: Some(person),
-                personal_id: None,
-                first_name: None,
-                last_name: None,
-                birth_date: None,
-                starts_at: T0 + 365 * DAY,
-                ends_at: Some(T0 + 366 * DAY),
-                reason: None,
-            };
+            let e = NewExclusion::of_person(club_rules::gate::ExclusionKind::OwnRequest, person, T0 + 365 * DAY, Some(T0 + 366 * DAY), None);
             club::add_exclusion(store, &e, &SEED, T0).await.unwrap();
         }
         members.push((member, card));

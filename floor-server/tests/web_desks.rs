@@ -213,17 +213,7 @@ async fn a_pit_rating_weights_the_bets_and_earns_once(backend: Backend) {
     let table = PitTable { id: "BJ-1".into(), game: "blackjack".into(), seats: 7, min_bet: Money::from_cents(10_00), max_bet: Money::from_cents(500_00) };
     pit::set_table(&store, &rules, &table, &staff(5), T0).await.unwrap();
     assert!(pit::set_table(&store, &rules, &PitTable { game: "pachinko".into(), ..table.clone() }, &staff(5), T0).await.is_err());
-    let e = NewExclusion {
-        kind: "own_request".into(),
-        person_id: Some(excluded),
-        personal_id: None,
-        first_name: None,
-        last_name: None,
-        birth_date: None,
-        starts_at: T0,
-        ends_at: None,
-        reason: None,
-    };
+    let e = NewExclusion::of_person(club_rules::gate::ExclusionKind::OwnRequest, excluded, T0, None, None);
     club::add_exclusion(&store, &e, &staff(1), T0).await.unwrap();
     let refused = pit::open_rating(&store, "BJ-1", 2, &CardNumber::new("CARDEMA"), Money::from_cents(20_00), &staff(6), T0).await.unwrap();
     assert!(matches!(refused, Err(pit::OpenRefusal::Refused(_))), "{refused:?}");

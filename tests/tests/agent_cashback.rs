@@ -129,17 +129,7 @@ async fn a_self_excluded_member_cannot_redeem(backend: Backend) {
     let person: i64 = sqlx::query_scalar("SELECT person_id FROM members WHERE id = $1").bind(ana).fetch_one(floor.store().read()).await.unwrap();
     floor_server::club::add_exclusion(
         floor.store(),
-        &floor_server::club::NewExclusion {
-            kind: "own_request".into(),
-            person_id: Some(person),
-            personal_id: None,
-            first_name: None,
-            last_name: None,
-            birth_date: None,
-            starts_at: T0 - 1,
-            ends_at: None,
-            reason: None,
-        },
+        &floor_server::club::NewExclusion::of_person(club_rules::gate::ExclusionKind::OwnRequest, person, T0 - 1, None, None),
         &SEED,
         T0,
     )

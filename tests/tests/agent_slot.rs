@@ -203,17 +203,7 @@ async fn pcsc_agent_self_excluded_card_is_refused_at_card_in_and_offline_play_af
     let now = now_ms();
     floor_server::club::add_exclusion(
         &store,
-        &floor_server::club::NewExclusion {
-            kind: "own_request".into(),
-            person_id: Some(person),
-            personal_id: None,
-            first_name: None,
-            last_name: None,
-            birth_date: None,
-            starts_at: now - 60_000,
-            ends_at: Some(now + 86_400_000),
-            reason: Some("test".into()),
-        },
+        &floor_server::club::NewExclusion::of_person(club_rules::gate::ExclusionKind::OwnRequest, person, now - 60_000, Some(now + 86_400_000), Some("test".into())),
         &club_tests::SEED,
         now,
     )

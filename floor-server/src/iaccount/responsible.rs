@@ -99,17 +99,7 @@ async fn person_of(store: &Store, account_id: i64) -> Result<i64> {
 }
 
 async fn exclude(store: &Store, account_id: i64, person_id: i64, ends_at: Millis, now: Millis) -> Result<i64> {
-    let e = NewExclusion {
-        kind: "own_request".into(),
-        person_id: Some(person_id),
-        personal_id: None,
-        first_name: None,
-        last_name: None,
-        birth_date: None,
-        starts_at: now,
-        ends_at: Some(ends_at),
-        reason: Some("self-exclusion in the i-Account".into()),
-    };
+    let e = NewExclusion::of_person(club_rules::gate::ExclusionKind::OwnRequest, person_id, now, Some(ends_at), Some("self-exclusion in the i-Account".into()));
     club::add_exclusion(store, &e, &Actor::System("iaccount"), now).await.inspect(|id| {
         tracing::info!(account_id, exclusion_id = id, "self-exclusion in force");
     })

@@ -46,17 +46,7 @@ pub async fn play(store: &Store, rules: &Rules, member: i64, card: i64, machine:
 
 /// The person's own request to be excluded from `from`, until `until` (or for ever).
 pub async fn exclude(store: &Store, person: i64, from: i64, until: Option<i64>) {
-    let e = NewExclusion {
-        kind: "own_request".into(),
-        person_id: Some(person),
-        personal_id: None,
-        first_name: None,
-        last_name: None,
-        birth_date: None,
-        starts_at: from,
-        ends_at: until,
-        reason: None,
-    };
+    let e = NewExclusion::of_person(club_rules::gate::ExclusionKind::OwnRequest, person, from, until, None);
     club::add_exclusion(store, &e, &SEED, from).await.unwrap();
 }
 

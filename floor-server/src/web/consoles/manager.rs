@@ -387,17 +387,7 @@ async fn add_ban(State(state): State<AppState>, user: StaffUser, Form(f): Form<B
             "" => None,
             d => Some(now + d.parse::<i64>().ok().filter(|d| *d > 0).ok_or_else(|| Error::invalid("days"))? * 86_400_000),
         };
-        let e = NewExclusion {
-            kind: "ban".into(),
-            person_id: Some(person),
-            personal_id: None,
-            first_name: None,
-            last_name: None,
-            birth_date: None,
-            starts_at: now,
-            ends_at,
-            reason: Some(f.reason.trim().to_owned()),
-        };
+        let e = NewExclusion::of_person(club_rules::gate::ExclusionKind::Ban, person, now, ends_at, Some(f.reason.trim().to_owned()));
         club::add_exclusion(&state.store, &e, &user.actor(), now).await?;
         Ok(t.get("manager.ban_added").to_owned())
     }

@@ -421,17 +421,7 @@ async fn own_list(State(state): State<AppState>, user: StaffUser, Path(person): 
                 Some(now + days * 86_400_000)
             }
         };
-        let e = NewExclusion {
-            kind: "own_request".into(),
-            person_id: Some(person),
-            personal_id: None,
-            first_name: None,
-            last_name: None,
-            birth_date: None,
-            starts_at: now,
-            ends_at,
-            reason: opt(&f.reason),
-        };
+        let e = NewExclusion::of_person(club_rules::gate::ExclusionKind::OwnRequest, person, now, ends_at, opt(&f.reason));
         club::add_exclusion(&state.store, &e, &user.actor(), now).await?;
         Ok(user.tr().get("reception.own_list_added").to_owned())
     }
