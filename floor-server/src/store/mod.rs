@@ -78,6 +78,9 @@ fn sqlite_pool(max: u32) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(30))
+        // An embedded database has no link to lose: a ping before every transaction would only
+        // add a round trip through the driver's worker thread.
+        .test_before_acquire(false)
         .after_connect(|conn, _meta| {
             Box::pin(async move {
                 for pragma in [
@@ -85,6 +88,9 @@ fn sqlite_pool(max: u32) -> AnyPoolOptions {
                     "PRAGMA synchronous = FULL",
                     "PRAGMA foreign_keys = ON",
                     "PRAGMA busy_timeout = 10000",
+                    // No commit copies the log back into the database file: the checkpointer does
+                    // (see `checkpointer`), so no writer waits on it.
+                    "PRAGMA wal_autocheckpoint = 0",
                 ] {
                     sqlx::query(pragma).execute(&mut *conn).await?;
                 }
@@ -114,6 +120,7 @@ impl Store {
             Backend::Sqlite => {
                 let write = sqlite_pool(1).connect_with(options.clone()).await?;
                 let read = sqlite_pool(sizes.read).connect_with(options).await?;
+                tokio::spawn(checkpointer(read.clone()));
                 Ok(Store { backend, write, read })
             }
             Backend::Postgres => {
@@ -167,6 +174,31 @@ impl Store {
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
+    }
+}
+
+/// How often the SQLite log is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Copies SQLite's write-ahead log back into the database file, beside the writer, until the pool
+/// closes. SQLite would otherwise do it inside the commit that fills the log past 1,000 pages,
+/// and that commit (with every request of its batch) would wait several milliseconds for it. A
+/// passive checkpoint never blocks the writer or readers; the log restarts from its beginning
+/// once a checkpoint has caught up.
+async fn checkpointer(pool: AnyPool) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            if pool.is_closed() {
+                return;
+            }
+            tracing::warn!(error = %e, "SQLite checkpoint failed; the next one will catch up");
+        }
     }
 }
 
