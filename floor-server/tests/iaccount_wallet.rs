@@ -19,6 +19,7 @@ use floor_server::iaccount::{self, Refusal, WalletError};
 use floor_server::on_both_backends;
 use floor_server::store::{Backend, Store};
 use floor_server::testing::TestDb;
+use sqlx::Row;
 
 const T0: i64 = 1_780_000_000_000;
 const HOUR: i64 = 3_600_000;
@@ -513,6 +514,59 @@ async fn a_floor_ban_refuses_online_play(backend: Backend) {
     assert_eq!(refused(cashier::desk_deposit(&store, &Rules::default(), id, eur(100), &staff(), T0 + 1).await), Refusal::Blocked);
 }
 
+/// A row of the national register that names a person the club never linked to a record (no
+/// person id): it refuses online bets when it matches the player's personal ID number, or the
+/// name (in any letter case) with the birth date. A row for the same birth date under another
+/// name, or one that has ended, refuses nobody. Four bets in one batch, then one at a time.
+async fn a_register_entry_matched_by_personal_id_or_name_and_birth_date_refuses_online_bets(backend: Backend) {
+    let Some((_db, store)) = setup(backend).await else { return };
+    let mut players = Vec::new();
+    for n in 1..=4 {
+        let (id, token) = funded(&store, n, 5000).await;
+        let row = sqlx::query("SELECT p.personal_id, p.first_name, p.last_name, p.birth_date FROM persons p JOIN iaccounts a ON a.person_id = p.id WHERE a.id = $1")
+            .bind(id)
+            .fetch_one(store.read())
+            .await
+            .unwrap();
+        let person: (String, String, String, String) = (row.get(0), row.get(1), row.get(2), row.get(3));
+        players.push((token, person));
+    }
+    let register = |personal_id: Option<&str>, name: Option<(&str, &str)>, birth: Option<&str>, ends_at: Option<i64>| floor_server::club::NewExclusion {
+        kind: club_rules::gate::ExclusionKind::Register.code().into(),
+        person_id: None,
+        personal_id: personal_id.map(Into::into),
+        first_name: name.map(|n| n.0.to_uppercase()),
+        last_name: name.map(|n| n.1.to_uppercase()),
+        birth_date: birth.map(Into::into),
+        starts_at: T0 - 10,
+        ends_at,
+        reason: Some("register import".into()),
+    };
+    let p = |i: usize| &players[i].1;
+    for entry in [
+        register(Some(&p(0).0), None, None, None),
+        register(None, Some((&p(1).1, &p(1).2)), Some(&p(1).3), None),
+        register(None, Some((&p(2).1, &p(2).2)), Some(&p(2).3), Some(T0)),
+        register(None, Some(("Someone", "Else")), Some(&p(3).3), None),
+    ] {
+        floor_server::club::add_exclusion(&store, &entry, &staff(), T0 - 10).await.unwrap();
+    }
+    assert_eq!(p(1).3, p(3).3, "the players share a birth date: only the name tells them apart");
+
+    let ops: Vec<Op> = players.iter().enumerate().map(|(i, (token, _))| Op::new(GAME_SERVER, Kind::Bet, &req(token, &format!("batched-{i}"), 100), T0 + 1)).collect();
+    let answers = batch::commit(&store, ops).await;
+    let outcome = |r: &Result<TxnReply, WalletError>| match r {
+        Ok(_) => None,
+        Err(WalletError::Refused(r)) => Some(r.clone()),
+        Err(e) => panic!("unexpected fault {e:?}"),
+    };
+    assert_eq!(answers.iter().map(outcome).collect::<Vec<_>>(), [Some(Refusal::SelfExcluded), Some(Refusal::SelfExcluded), None, None]);
+    for (i, (token, _)) in players.iter().enumerate() {
+        let alone = wallet::bet(&store, GAME_SERVER, &req(token, &format!("alone-{i}"), 100), T0 + 2).await;
+        assert_eq!(outcome(&alone), outcome(&answers[i]), "player {i} alone as in the batch");
+    }
+}
+
 /// The account's person as a club member with an active card and 750 points: (member, card).
 async fn club_member_with_points(store: &Store, account: i64, card: &str) -> (i64, String) {
     let person: i64 = sqlx::query_scalar("SELECT person_id FROM iaccounts WHERE id = $1").bind(account).fetch_one(store.read()).await.unwrap();
@@ -778,6 +832,7 @@ on_both_backends!(
     a_deposit_limit_refuses_the_deposit_over_it,
     an_online_self_exclusion_refuses_play_and_the_club_card_but_not_withdrawal,
     a_floor_ban_refuses_online_play,
+    a_register_entry_matched_by_personal_id_or_name_and_birth_date_refuses_online_bets,
     a_long_self_exclusion_and_closing_wait_for_confirmation,
     a_bonus_is_wagered_by_regular_bets_only_and_voided_by_an_early_withdrawal,
     withdrawals_need_10_eur_to_a_bank_are_held_above_the_aml_threshold_and_cancel_while_pending,

@@ -27,7 +27,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
-use std::ops::Range;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,7 +35,7 @@ use club_rules::Money;
 use club_rules::gate::ExclusionKind;
 use club_rules::online::{self, LimitRow, Period, Usage};
 use sqlx::any::AnyRow;
-use sqlx::{Any, AnyConnection, AssertSqlSafe, Connection, Row};
+use sqlx::{AnyConnection, AssertSqlSafe, Connection, Row};
 use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 
@@ -46,7 +45,6 @@ use crate::clock::Millis;
 use crate::config::WalletSettings;
 use crate::error::{Error, Result};
 use crate::ledger::time;
-use crate::store::multirow::MultiRowInsert;
 use crate::store::{Backend, Store};
 
 /// One request from a game server.
@@ -98,18 +96,40 @@ pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResul
     }
 
     // 1. Sessions of game servers that are enabled now (a disabled one's requests are refused,
-    // even wins); only when a session is not found is it asked which of the two is missing.
+    // even wins), with their accounts locked in id order (PostgreSQL; SQLite's writer holds the
+    // database) and each account's person's standing for the exclusion gate (a person may have
+    // more than one club membership: one row each). Only when a session is not found is it asked
+    // which of the two is missing.
     let hashes: Vec<String> = ops.iter().map(|o| token_hash(&o.req.token)).collect();
-    let distinct_hashes = distinct(hashes.iter().map(String::as_str));
     let mut q = Sql::new(
         backend,
-        "SELECT s.token_hash, s.game_server, s.account_id, s.expires_at FROM wallet_sessions s \
-         JOIN game_servers g ON g.id = s.game_server AND g.revoked_at IS NULL WHERE s.token_hash IN ",
+        "SELECT s.token_hash, s.game_server, s.expires_at, a.id, a.person_id, a.state, a.bonus_cents, a.deposit_cents, a.winnings_cents, \
+         a.wagering_left_cents, a.last_activity_at, p.personal_id, LOWER(p.first_name) AS first_lower, LOWER(p.last_name) AS last_lower, \
+         p.birth_date, m.state AS member_state \
+         FROM ",
     );
-    q.list(padded_len(distinct_hashes.len()));
+    q.json_scalars("t").push(
+        " CROSS JOIN wallet_sessions s JOIN game_servers g ON g.id = s.game_server AND g.revoked_at IS NULL \
+         JOIN iaccounts a ON a.id = s.account_id JOIN persons p ON p.id = a.person_id LEFT JOIN members m ON m.person_id = p.id \
+         WHERE s.token_hash = t.value ORDER BY a.id",
+    );
+    if backend == Backend::Postgres {
+        q.push(" FOR UPDATE OF a");
+    }
     let mut sessions: HashMap<String, (String, i64, Millis)> = HashMap::new();
-    for r in q.fetch(tx, padded(&distinct_hashes)).await? {
-        sessions.insert(r.try_get("token_hash")?, (r.try_get("game_server")?, r.try_get("account_id")?, r.try_get("expires_at")?));
+    for r in q.fetch(tx, &[json(&distinct(hashes.iter().map(String::as_str)))]).await? {
+        let account = account_from_row(&r)?;
+        sessions.insert(r.try_get("token_hash")?, (r.try_get("game_server")?, account.id, r.try_get("expires_at")?));
+        let p = b.persons.entry(account.person_id).or_default();
+        p.personal_id = r.try_get("personal_id")?;
+        p.first_lower = r.try_get("first_lower")?;
+        p.last_lower = r.try_get("last_lower")?;
+        p.birth_date = r.try_get("birth_date")?;
+        let member: Option<String> = r.try_get("member_state")?;
+        if !p.member_states.contains(&member) {
+            p.member_states.push(member);
+        }
+        b.accounts.entry(account.id).or_insert(Acct { account, delta: Delta::default(), activity: None, dirty: false });
     }
     let mut session_of: Vec<Option<(i64, Millis)>> = vec![None; ops.len()];
     for (i, op) in ops.iter().enumerate() {
@@ -122,9 +142,9 @@ pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResul
     }
     let unmatched: Vec<&str> = distinct(ops.iter().enumerate().filter(|(i, _)| out[*i].is_none() && session_of[*i].is_none()).map(|(_, o)| o.game_server.as_str()));
     if !unmatched.is_empty() {
-        let mut q = Sql::new(backend, "SELECT id FROM game_servers WHERE revoked_at IS NULL AND id IN ");
-        q.list(padded_len(unmatched.len()));
-        let enabled: HashSet<String> = q.fetch_scalars(tx, padded(&unmatched)).await?.into_iter().collect();
+        let mut q = Sql::new(backend, "SELECT g.id FROM ");
+        q.json_scalars("t").push(" CROSS JOIN game_servers g WHERE g.id = t.value AND g.revoked_at IS NULL");
+        let enabled: HashSet<String> = q.fetch(tx, &[json(&unmatched)]).await?.iter().map(|r| r.try_get(0)).collect::<std::result::Result<_, _>>()?;
         for (i, op) in ops.iter().enumerate() {
             if out[i].is_none() && session_of[i].is_none() {
                 let refusal = if enabled.contains(&op.game_server) { Refusal::InvalidToken } else { Refusal::UnknownGameServer };
@@ -132,79 +152,38 @@ pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResul
             }
         }
     }
-
-    // 2. The accounts, locked in id order (PostgreSQL; SQLite's writer holds the database).
-    let mut ids: Vec<i64> = session_of.iter().flatten().map(|s| s.0).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    if ids.is_empty() {
+    if session_of.iter().all(Option::is_none) {
         return Ok(finish(out, &[]));
-    }
-    // With each account, its person's standing for the exclusion gate (a person may have more
-    // than one club membership: one row each).
-    let mut q = Sql::new(
-        backend,
-        "SELECT a.id, a.person_id, a.state, a.bonus_cents, a.deposit_cents, a.winnings_cents, a.wagering_left_cents, a.last_activity_at, \
-         p.personal_id, LOWER(p.first_name) AS first_lower, LOWER(p.last_name) AS last_lower, p.birth_date, m.state AS member_state \
-         FROM iaccounts a JOIN persons p ON p.id = a.person_id LEFT JOIN members m ON m.person_id = p.id WHERE a.id IN ",
-    );
-    q.list(padded_len(ids.len())).push(" ORDER BY a.id");
-    if backend == Backend::Postgres {
-        q.push(" FOR UPDATE OF a");
-    }
-    for r in q.fetch(tx, padded(&ids)).await? {
-        let account = account_from_row(&r)?;
-        let p = b.persons.entry(account.person_id).or_default();
-        p.personal_id = r.try_get("personal_id")?;
-        p.first_lower = r.try_get("first_lower")?;
-        p.last_lower = r.try_get("last_lower")?;
-        p.birth_date = r.try_get("birth_date")?;
-        let member: Option<String> = r.try_get("member_state")?;
-        if !p.member_states.contains(&member) {
-            p.member_states.push(member);
-        }
-        b.accounts.entry(account.id).or_insert(Acct { account, delta: Delta::default(), activity: None, dirty: false });
     }
 
     // 3. Earlier requests with these ids, and rollbacks naming them.
-    let mut txn_ids: Vec<&str> = Vec::new();
-    let mut named: Vec<&str> = Vec::new();
+    let mut txn_ids: Vec<(&str, &str)> = Vec::new();
+    let mut named: Vec<(&str, &str)> = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         if session_of[i].is_none() {
             continue;
         }
-        txn_ids.push(&op.req.transaction_id);
+        let gs = op.game_server.as_str();
+        txn_ids.push((gs, &op.req.transaction_id));
         match (op.kind, op.req.rollback_transaction_id.as_deref()) {
             (Kind::Rollback, Some(target)) => {
-                txn_ids.push(target);
-                named.push(target);
+                txn_ids.push((gs, target));
+                named.push((gs, target));
             }
-            (Kind::Bet, _) => named.push(&op.req.transaction_id),
+            (Kind::Bet, _) => named.push((gs, &op.req.transaction_id)),
             _ => {}
         }
     }
-    let txn_ids = distinct(txn_ids.into_iter());
-    let named = distinct(named.into_iter());
-    let live_servers: Vec<&str> = distinct(ops.iter().zip(&session_of).filter(|(_, s)| s.is_some()).map(|(o, _)| o.game_server.as_str()));
-    let mut q = Sql::new(
-        backend,
-        "SELECT 'request' AS source, game_server, txn_id, kind, account_id, amount_cents, ledger_id, reply FROM wallet_requests WHERE game_server IN ",
-    );
-    q.list(padded_len(live_servers.len())).push(" AND txn_id IN ").list(padded_len(txn_ids.len()));
+    // CROSS JOIN keeps the keys as the outer loop on SQLite (PostgreSQL plans it as any join).
+    let mut q = Sql::new(backend, "SELECT 'request' AS source, r.game_server, r.txn_id, r.kind, r.account_id, r.amount_cents, r.ledger_id, r.reply FROM ");
+    q.json_rows("k").push(" CROSS JOIN wallet_requests r WHERE r.game_server = k.value ->> 0 AND r.txn_id = k.value ->> 1");
+    let mut binds = vec![json(&distinct(txn_ids.into_iter()))];
     if !named.is_empty() {
-        q.push(
-            " UNION ALL SELECT 'rollback', game_server, ref_txn_id, kind, account_id, amount_cents, ledger_id, reply FROM wallet_requests \
-             WHERE kind = 'rollback' AND game_server IN ",
-        );
-        q.list(padded_len(live_servers.len())).push(" AND ref_txn_id IN ").list(padded_len(named.len()));
+        q.push(" UNION ALL SELECT 'rollback', r.game_server, r.ref_txn_id, r.kind, r.account_id, r.amount_cents, r.ledger_id, r.reply FROM ");
+        q.json_rows("n").push(" CROSS JOIN wallet_requests r WHERE r.game_server = n.value ->> 0 AND r.ref_txn_id = n.value ->> 1 AND r.kind = 'rollback'");
+        binds.push(json(&distinct(named.into_iter())));
     }
-    let mut binds = padded(&live_servers);
-    binds.extend(padded(&txn_ids));
-    if !named.is_empty() {
-        binds.extend(padded(&live_servers));
-        binds.extend(padded(&named));
-    }
-    for r in q.fetch(tx, binds).await? {
+    for r in q.fetch(tx, &binds).await? {
         let key = (r.try_get::<String, _>("game_server")?, r.try_get::<String, _>("txn_id")?);
         if r.try_get::<String, _>("source")? == "rollback" {
             // a rollback naming `key`'s transaction
@@ -235,10 +214,9 @@ pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResul
         })
         .collect();
     if !stored_bets.is_empty() {
-        let stored_bets = distinct(stored_bets.into_iter());
-        let mut q = Sql::new(backend, "SELECT id, bonus_cents, deposit_cents, winnings_cents FROM wallet_ledger WHERE id IN ");
-        q.list(padded_len(stored_bets.len()));
-        for r in q.fetch(tx, padded(&stored_bets)).await? {
+        let mut q = Sql::new(backend, "SELECT l.id, l.bonus_cents, l.deposit_cents, l.winnings_cents FROM ");
+        q.json_scalars("t").push(" CROSS JOIN wallet_ledger l WHERE l.id = CAST(t.value AS BIGINT)");
+        for r in q.fetch(tx, &[json(&distinct(stored_bets.into_iter()))]).await? {
             let d = Delta { bonus: r.try_get("bonus_cents")?, deposit: r.try_get("deposit_cents")?, winnings: r.try_get("winnings_cents")? };
             b.stored_entries.insert(r.try_get("id")?, d);
         }
@@ -256,9 +234,9 @@ pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResul
         let nows = ops.iter().filter(|o| o.kind == Kind::Bet).map(|o| o.now);
         let (first, last) = (nows.clone().min().unwrap_or(0), nows.max().unwrap_or(0));
         b.load_exclusions(tx, backend, &betting, first, last).await?;
-        let mut q = Sql::new(backend, "SELECT account_id, id, kind, period, amount_cents, effective_at FROM iaccount_limits WHERE account_id IN ");
-        q.list(padded_len(betting.len())).push(" ORDER BY id");
-        for r in q.fetch(tx, padded(&betting)).await? {
+        let mut q = Sql::new(backend, "SELECT l.account_id, l.id, l.kind, l.period, l.amount_cents, l.effective_at FROM ");
+        q.json_scalars("t").push(" CROSS JOIN iaccount_limits l WHERE l.account_id = CAST(t.value AS BIGINT) ORDER BY l.id");
+        for r in q.fetch(tx, &[json(&betting)]).await? {
             b.limits.entry(r.try_get("account_id")?).or_default().push(limit_row(&r)?);
         }
     }
@@ -365,19 +343,6 @@ struct Batch {
     stored: Vec<usize>,
 }
 
-static INSERT_ENTRIES: MultiRowInsert = MultiRowInsert::new(
-    "INSERT INTO wallet_ledger (account_id, kind, bonus_cents, deposit_cents, winnings_cents, reference, round_id, actor, created_at) VALUES",
-    9,
-    "RETURNING id, account_id, kind, reference",
-);
-static INSERT_REQUESTS: MultiRowInsert = MultiRowInsert::new(
-    "INSERT INTO wallet_requests (game_server, txn_id, kind, account_id, round_id, amount_cents, ref_txn_id, ledger_id, status, reply, created_at) VALUES",
-    11,
-    "",
-);
-/// Most rows in one INSERT (runs of powers of two up to this: few distinct statements).
-const ROWS_PER_INSERT: usize = 64;
-
 impl Batch {
     async fn load_exclusions(&mut self, tx: &mut AnyConnection, backend: Backend, accounts: &[i64], first: Millis, last: Millis) -> Result<()> {
         let person_ids: Vec<i64> = distinct(accounts.iter().map(|id| self.accounts[id].account.person_id));
@@ -389,27 +354,21 @@ impl Batch {
         if births.is_empty() {
             return Ok(());
         }
-        let mut q = Sql::new(
-            backend,
-            "SELECT kind, person_id, personal_id, LOWER(first_name) AS first_lower, LOWER(last_name) AS last_lower, birth_date, starts_at, ends_at \
-             FROM exclusions WHERE starts_at <= ",
-        );
-        q.param().push(" AND (ends_at IS NULL OR ends_at > ").param().push(") AND (person_id IN ");
-        q.list(padded_len(person_ids.len())).push(" OR birth_date IN ").list(padded_len(births.len()));
-        if !personal_ids.is_empty() {
-            q.push(" OR personal_id IN ").list(padded_len(personal_ids.len()));
+        // One index search per way of matching; UNION drops an exclusion found two ways.
+        let mut q = Sql::new(backend, "");
+        let (starts_by, ends_after) = (q.param_text(), q.param_text());
+        for (i, (column, cast)) in [("person_id", "BIGINT"), ("birth_date", "TEXT"), ("personal_id", "TEXT")].into_iter().enumerate() {
+            if i > 0 {
+                q.push(" UNION ");
+            }
+            q.push(
+                "SELECT e.id, e.kind, e.person_id, e.personal_id, LOWER(e.first_name) AS first_lower, LOWER(e.last_name) AS last_lower, \
+                 e.birth_date, e.starts_at, e.ends_at FROM ",
+            );
+            q.json_scalars("t");
+            let _ = write!(q.text, " CROSS JOIN exclusions e WHERE e.{column} = CAST(t.value AS {cast}) AND e.starts_at <= {starts_by} AND (e.ends_at IS NULL OR e.ends_at > {ends_after})");
         }
-        q.push(")");
-        let mut query = sqlx::query(AssertSqlSafe(q.text)).bind(last).bind(first);
-        for id in padded(&person_ids) {
-            query = query.bind(id);
-        }
-        for d in padded(&births) {
-            query = query.bind(d);
-        }
-        for p in padded(&personal_ids) {
-            query = query.bind(p);
-        }
+        let query = sqlx::query(AssertSqlSafe(q.text)).bind(last).bind(first).bind(json(&person_ids)).bind(json(&births)).bind(json(&personal_ids));
         for r in query.fetch_all(&mut *tx).await? {
             let kind: String = r.try_get("kind")?;
             let kind = ExclusionKind::from_code(&kind).ok_or_else(|| Error::invalid(format!("exclusion kind {kind}")))?;
@@ -605,7 +564,8 @@ impl Batch {
     /// Writes the batch's entries; answers their ids in order.
     async fn write_entries(&self, tx: &mut AnyConnection, backend: Backend) -> Result<Vec<i64>> {
         let mut ids = vec![0i64; self.entries.len()];
-        // Ids come back matched on (account, kind, reference), which must be unique per statement.
+        // Ids come back matched on (account, kind, reference), which must be unique per statement
+        // (it is, but for a repeated transaction id in one batch: then a second statement).
         let mut start = 0;
         while start < self.entries.len() {
             let mut seen = HashSet::new();
@@ -613,31 +573,27 @@ impl Batch {
             while end < self.entries.len() && seen.insert(entry_key(&self.entries[end])) {
                 end += 1;
             }
-            for run in runs(end - start, ROWS_PER_INSERT) {
-                let run = (start + run.start)..(start + run.end);
-                let mut q = sqlx::query(INSERT_ENTRIES.sql(backend, run.len()));
-                for e in &self.entries[run.clone()] {
-                    q = q
-                        .bind(e.account_id)
-                        .bind(e.kind.code())
-                        .bind(e.delta.bonus)
-                        .bind(e.delta.deposit)
-                        .bind(e.delta.winnings)
-                        .bind(e.reference.as_str())
-                        .bind(e.round_id.as_deref())
-                        .bind(e.actor.as_str())
-                        .bind(e.created_at);
-                }
-                let rows = q.fetch_all(&mut *tx).await?;
-                let by_key: HashMap<(i64, &str, &str), usize> = run.clone().map(|n| (entry_key(&self.entries[n]), n)).collect();
-                if rows.len() != run.len() {
-                    return Err(Error::Conflict("the ledger did not take every entry".into()));
-                }
-                for r in rows {
-                    let (account, kind, reference): (i64, String, String) = (r.try_get("account_id")?, r.try_get("kind")?, r.try_get("reference")?);
-                    let n = by_key.get(&(account, kind.as_str(), reference.as_str())).ok_or_else(|| Error::Conflict("an unmatched ledger entry".into()))?;
-                    ids[*n] = r.try_get("id")?;
-                }
+            let run = &self.entries[start..end];
+            let rows: Vec<_> = run
+                .iter()
+                .map(|e| (e.account_id, e.kind.code(), e.delta.bonus, e.delta.deposit, e.delta.winnings, &e.reference, &e.round_id, &e.actor, e.created_at))
+                .collect();
+            let mut q = Sql::new(
+                backend,
+                "INSERT INTO wallet_ledger (account_id, kind, bonus_cents, deposit_cents, winnings_cents, reference, round_id, actor, created_at) \
+                 SELECT CAST(e.value ->> 0 AS BIGINT), e.value ->> 1, CAST(e.value ->> 2 AS BIGINT), CAST(e.value ->> 3 AS BIGINT), \
+                 CAST(e.value ->> 4 AS BIGINT), e.value ->> 5, e.value ->> 6, e.value ->> 7, CAST(e.value ->> 8 AS BIGINT) FROM ",
+            );
+            q.json_rows("e").push(" RETURNING id, account_id, kind, reference");
+            let returned = q.fetch(tx, &[json(&rows)]).await?;
+            if returned.len() != run.len() {
+                return Err(Error::Conflict("the ledger did not take every entry".into()));
+            }
+            let by_key: HashMap<(i64, &str, &str), usize> = (start..end).map(|n| (entry_key(&self.entries[n]), n)).collect();
+            for r in returned {
+                let (account, kind, reference): (i64, String, String) = (r.try_get("account_id")?, r.try_get("kind")?, r.try_get("reference")?);
+                let n = by_key.get(&(account, kind.as_str(), reference.as_str())).ok_or_else(|| Error::Conflict("an unmatched ledger entry".into()))?;
+                ids[*n] = r.try_get("id")?;
             }
             start = end;
         }
@@ -654,25 +610,25 @@ impl Batch {
                 Err(_) => None,
             })
             .collect();
-        for run in runs(rows.len(), ROWS_PER_INSERT) {
-            let mut q = sqlx::query(INSERT_REQUESTS.sql(backend, run.len()));
-            for (op, reply, ledger_id) in &rows[run] {
-                let account_id = self.known[&(op.game_server.clone(), op.req.transaction_id.clone())].account_id;
-                q = q
-                    .bind(op.game_server.as_str())
-                    .bind(op.req.transaction_id.as_str())
-                    .bind(op.kind.code())
-                    .bind(account_id)
-                    .bind(op.req.round_id.as_str())
-                    .bind(op.req.amount.cents())
-                    .bind(op.req.rollback_transaction_id.as_deref())
-                    .bind(*ledger_id)
-                    .bind(200i64)
-                    .bind(serde_json::to_string(reply).expect("reply serialises"))
-                    .bind(op.now);
-            }
-            q.execute(&mut *tx).await?;
+        if rows.is_empty() {
+            return Ok(());
         }
+        let rows: Vec<_> = rows
+            .into_iter()
+            .map(|(op, reply, ledger_id)| {
+                let account_id = self.known[&(op.game_server.clone(), op.req.transaction_id.clone())].account_id;
+                let reply = serde_json::to_string(reply).expect("reply serialises");
+                (&op.game_server, &op.req.transaction_id, op.kind.code(), account_id, &op.req.round_id, op.req.amount.cents(), &op.req.rollback_transaction_id, ledger_id, reply, op.now)
+            })
+            .collect();
+        let mut q = Sql::new(
+            backend,
+            "INSERT INTO wallet_requests (game_server, txn_id, kind, account_id, round_id, amount_cents, ref_txn_id, ledger_id, status, reply, created_at) \
+             SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2, CAST(r.value ->> 3 AS BIGINT), r.value ->> 4, CAST(r.value ->> 5 AS BIGINT), \
+             r.value ->> 6, CAST(r.value ->> 7 AS BIGINT), 200, r.value ->> 8, CAST(r.value ->> 9 AS BIGINT) FROM ",
+        );
+        q.json_rows("r");
+        sqlx::query(AssertSqlSafe(q.text)).bind(json(&rows)).execute(&mut *tx).await?;
         Ok(())
     }
 
@@ -688,44 +644,18 @@ impl Batch {
             return Ok(());
         }
         changed.sort_by_key(|a| a.account.id);
-        let n = padded_len(changed.len());
-        let rows = padded(&changed);
-        let mut q = Sql::new(backend, "UPDATE iaccounts SET ");
-        for (i, column) in ["bonus_cents", "deposit_cents", "winnings_cents", "wagering_left_cents", "last_activity_at"].iter().enumerate() {
-            if i > 0 {
-                q.push(", ");
-            }
-            let _ = write!(q.text, "{column} = ");
-            if i < 3 {
-                let _ = write!(q.text, "{column} + ");
-            }
-            q.push("CASE id");
-            for _ in 0..n {
-                q.push(" WHEN ").param().push(" THEN ").param();
-            }
-            if i < 3 {
-                q.push(" ELSE 0 END");
-            } else {
-                let _ = write!(q.text, " ELSE {column} END");
-            }
-        }
-        q.push(", lock_version = lock_version + 1 WHERE id IN ").list(n);
-        let mut query = sqlx::query(AssertSqlSafe(q.text));
-        let columns: [fn(&Acct) -> i64; 5] = [
-            |a| a.delta.bonus,
-            |a| a.delta.deposit,
-            |a| a.delta.winnings,
-            |a| a.account.wagering_left.cents(),
-            |a| a.activity.unwrap_or(a.account.last_activity_at),
-        ];
-        for value in columns {
-            for a in &rows {
-                query = query.bind(a.account.id).bind(value(a));
-            }
-        }
-        for a in &rows {
-            query = query.bind(a.account.id);
-        }
+        let rows: Vec<_> = changed
+            .iter()
+            .map(|a| (a.account.id, a.delta.bonus, a.delta.deposit, a.delta.winnings, a.account.wagering_left.cents(), a.activity.unwrap_or(a.account.last_activity_at)))
+            .collect();
+        let mut q = Sql::new(
+            backend,
+            "UPDATE iaccounts SET bonus_cents = bonus_cents + CAST(d.value ->> 1 AS BIGINT), deposit_cents = deposit_cents + CAST(d.value ->> 2 AS BIGINT), \
+             winnings_cents = winnings_cents + CAST(d.value ->> 3 AS BIGINT), wagering_left_cents = CAST(d.value ->> 4 AS BIGINT), \
+             last_activity_at = CAST(d.value ->> 5 AS BIGINT), lock_version = lock_version + 1 FROM ",
+        );
+        q.json_rows("d").push(" WHERE iaccounts.id = CAST(d.value ->> 0 AS BIGINT)");
+        let query = sqlx::query(AssertSqlSafe(q.text)).bind(json(&rows));
         let updated = query.execute(&mut *tx).await?.rows_affected();
         if updated != changed.len() as u64 {
             return Err(Error::Conflict("an account changed under the batch".into()));
@@ -774,17 +704,24 @@ fn finish(out: Vec<Option<WalletResult<Decided>>>, ledger_ids: &[i64]) -> Vec<Wa
         .collect()
 }
 
-/// SQL text with the backend's placeholders (see `store::multirow`: PostgreSQL numbers them,
-/// SQLite's driver is fastest with plain `?`). Built from constant text and placeholders only.
+/// SQL text built from constant text and numbered placeholders only, for both databases.
+///
+/// A batch's keys and rows travel as **one** JSON array parameter per list (`json_rows`,
+/// `json_scalars`), so every statement has one text whatever the batch's size: each connection
+/// prepares it once, inserts are never split, nothing is padded, and no statement has more than
+/// a handful of parameters. Both databases read the array with their own JSON table function and
+/// the same `->>` operator. Every lookup starts from the keys (`FROM <keys> CROSS JOIN t`, which
+/// SQLite takes as the join order and PostgreSQL's writer connection is set to keep): one index
+/// search per key, whatever the size of the table.
 struct Sql {
-    numbered: bool,
+    postgres: bool,
     text: String,
     n: usize,
 }
 
 impl Sql {
     fn new(backend: Backend, head: &str) -> Sql {
-        Sql { numbered: backend == Backend::Postgres, text: head.to_owned(), n: 0 }
+        Sql { postgres: backend == Backend::Postgres, text: head.to_owned(), n: 0 }
     }
 
     fn push(&mut self, s: &str) -> &mut Sql {
@@ -793,77 +730,61 @@ impl Sql {
     }
 
     fn param(&mut self) -> &mut Sql {
+        let p = self.param_text();
+        self.text.push_str(&p);
+        self
+    }
+
+    /// The next placeholder, for a parameter the text names more than once.
+    fn param_text(&mut self) -> String {
         self.n += 1;
-        if self.numbered {
-            let _ = write!(self.text, "${}", self.n);
+        format!("${}", self.n)
+    }
+
+    /// The elements of a JSON array parameter as rows named `alias`, each element in
+    /// `alias.value` (an element that is an array gives its fields with `alias.value ->> i`).
+    fn json_rows(&mut self, alias: &str) -> &mut Sql {
+        if self.postgres {
+            self.push("jsonb_array_elements(").param();
+            let _ = write!(self.text, "::jsonb) AS {alias}(value)");
         } else {
-            self.text.push('?');
+            self.push("json_each(").param();
+            let _ = write!(self.text, ") AS {alias}");
         }
         self
     }
 
-    /// `(p, p, …)` with `count` placeholders.
-    fn list(&mut self, count: usize) -> &mut Sql {
-        self.text.push('(');
-        for i in 0..count {
-            if i > 0 {
-                self.text.push_str(", ");
-            }
-            self.param();
+    /// The scalar elements of a JSON array parameter as rows named `alias`, each as text (or an
+    /// SQLite value) in `alias.value`.
+    fn json_scalars(&mut self, alias: &str) -> &mut Sql {
+        if self.postgres {
+            self.push("jsonb_array_elements_text(").param();
+            let _ = write!(self.text, "::jsonb) AS {alias}(value)");
+        } else {
+            self.push("json_each(").param();
+            let _ = write!(self.text, ") AS {alias}");
         }
-        self.text.push(')');
         self
     }
 
-    async fn fetch<'a, T>(self, tx: &mut AnyConnection, values: Vec<T>) -> Result<Vec<AnyRow>>
-    where
-        T: 'a + sqlx::Encode<'a, Any> + sqlx::Type<Any> + Send,
-    {
+    async fn fetch(self, tx: &mut AnyConnection, params: &[String]) -> Result<Vec<AnyRow>> {
         let mut q = sqlx::query(AssertSqlSafe(self.text));
-        for v in values {
-            q = q.bind(v);
+        for p in params {
+            q = q.bind(p.as_str());
         }
         Ok(q.fetch_all(&mut *tx).await?)
     }
+}
 
-    async fn fetch_scalars<'a, T>(self, tx: &mut AnyConnection, values: Vec<T>) -> Result<Vec<String>>
-    where
-        T: 'a + sqlx::Encode<'a, Any> + sqlx::Type<Any> + Send,
-    {
-        self.fetch(tx, values).await?.iter().map(|r| Ok(r.try_get(0)?)).collect()
-    }
+/// A JSON array parameter.
+fn json<T: serde::Serialize>(values: &T) -> String {
+    serde_json::to_string(values).expect("batch keys and rows serialise")
 }
 
 /// Distinct values, in first-seen order.
 fn distinct<T: Eq + std::hash::Hash + Copy>(values: impl Iterator<Item = T>) -> Vec<T> {
     let mut seen = HashSet::new();
     values.filter(|v| seen.insert(*v)).collect()
-}
-
-/// Lists are padded to a power of two (repeating the last value, which changes no `IN`) so that a
-/// connection prepares few distinct statements.
-fn padded_len(n: usize) -> usize {
-    n.max(1).next_power_of_two()
-}
-
-fn padded<T: Clone>(values: &[T]) -> Vec<T> {
-    let mut v = values.to_vec();
-    if let Some(last) = values.last() {
-        v.resize(padded_len(values.len()), last.clone());
-    }
-    v
-}
-
-/// `n` rows as consecutive runs whose lengths are powers of two, at most `max` (a power of two).
-fn runs(n: usize, max: usize) -> Vec<Range<usize>> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    while start < n {
-        let len = max.min(1 << (n - start).ilog2());
-        out.push(start..start + len);
-        start += len;
-    }
-    out
 }
 
 /// The writers a server runs when its configuration says 0.
@@ -892,10 +813,24 @@ impl WalletWriter {
         };
         let mut senders = Vec::with_capacity(writers);
         let mut tasks = Vec::with_capacity(writers);
-        for _ in 0..writers {
+        for i in 0..writers {
             let (tx, rx) = mpsc::channel(config.queue.max(1));
             senders.push(tx);
-            tasks.push(tokio::spawn(run(store.clone(), rx, config.max_batch.max(1))));
+            let (store, max_batch) = (store.clone(), config.max_batch.max(1));
+            let (done_tx, done_rx) = oneshot::channel::<()>();
+            let thread = std::thread::Builder::new().name(format!("wallet-writer-{i}")).spawn(move || {
+                match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt.block_on(run(store, rx, max_batch)),
+                    Err(e) => tracing::error!(error = %e, "wallet writer could not start its runtime"),
+                }
+                drop(done_tx);
+            });
+            if let Err(e) = thread {
+                tracing::error!(error = %e, "wallet writer thread could not start");
+            }
+            tasks.push(tokio::spawn(async move {
+                let _ = done_rx.await;
+            }));
         }
         (WalletWriter { writers: Arc::new(senders) }, tasks)
     }
@@ -943,6 +878,12 @@ pub async fn commit(store: &Store, ops: Vec<Op>) -> Vec<WalletResult<TxnReply>> 
     lane.close().await;
     out
 }
+
+/// How a PostgreSQL writer's connection plans. Every statement starts from the batch's keys and
+/// joins in the order it is written (`join_collapse_limit`), which also makes planning cheap; each
+/// is planned for its own execution (`force_custom_plan`), so the plan follows the tables as they
+/// grow instead of keeping one made while they were small.
+const WRITER_SETTINGS: [&str; 3] = ["SET plan_cache_mode = force_custom_plan", "SET join_collapse_limit = 1", "SET from_collapse_limit = 1"];
 
 /// Where a writer's transactions run. On PostgreSQL a connection of its own, kept between batches
 /// and set to plan every statement for its values: the lookups name a batch's keys in `IN` lists,
@@ -997,7 +938,9 @@ impl Lane {
             Some(c) => c,
             None => {
                 let mut c = self.store.detached().await?;
-                sqlx::query("SET plan_cache_mode = force_custom_plan").execute(&mut c).await?;
+                for setting in WRITER_SETTINGS {
+                    sqlx::query(setting).execute(&mut c).await?;
+                }
                 self.own.insert(c)
             }
         };
@@ -1015,3 +958,4 @@ impl Lane {
         result
     }
 }
+
