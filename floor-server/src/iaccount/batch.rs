@@ -787,11 +787,13 @@ fn distinct<T: Eq + std::hash::Hash + Copy>(values: impl Iterator<Item = T>) -> 
     values.filter(|v| seen.insert(*v)).collect()
 }
 
-/// The writers a server runs when its configuration says 0.
+/// The writers a server runs when its configuration says 0. PostgreSQL: two, measured (`benches/
+/// wallet.rs` on 2 cores: four writers made smaller batches and did less, one left the database
+/// idle between a batch's statements).
 pub fn default_writers(backend: Backend) -> usize {
     match backend {
         Backend::Sqlite => 1,
-        Backend::Postgres => 4,
+        Backend::Postgres => 2,
     }
 }
 
