@@ -744,21 +744,20 @@ impl Sql {
     /// The elements of a JSON array parameter as rows named `alias`, each element in
     /// `alias.value` (an element that is an array gives its fields with `alias.value ->> i`).
     fn json_rows(&mut self, alias: &str) -> &mut Sql {
-        if self.postgres {
-            self.push("jsonb_array_elements(").param();
-            let _ = write!(self.text, "::jsonb) AS {alias}(value)");
-        } else {
-            self.push("json_each(").param();
-            let _ = write!(self.text, ") AS {alias}");
-        }
-        self
+        self.json_table("jsonb_array_elements", alias)
     }
 
     /// The scalar elements of a JSON array parameter as rows named `alias`, each as text (or an
     /// SQLite value) in `alias.value`.
     fn json_scalars(&mut self, alias: &str) -> &mut Sql {
+        self.json_table("jsonb_array_elements_text", alias)
+    }
+
+    /// SQLite's `json_each`, or `postgres_function`, over the next parameter.
+    fn json_table(&mut self, postgres_function: &str, alias: &str) -> &mut Sql {
         if self.postgres {
-            self.push("jsonb_array_elements_text(").param();
+            let _ = write!(self.text, "{postgres_function}(");
+            self.param();
             let _ = write!(self.text, "::jsonb) AS {alias}(value)");
         } else {
             self.push("json_each(").param();
