@@ -25,10 +25,10 @@
 //!
 //! Not here: HTTP and signatures (`api`), sessions and game servers (`wallet`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use club_rules::Money;
@@ -78,13 +78,13 @@ pub async fn one(store: &Store, op: Op) -> WalletResult<TxnReply> {
 
 /// Applies `ops` in arrival order inside the transaction open on `tx`: one answer per request, a
 /// refusal where a request is refused. An `Err` is a fault: roll the transaction back (nothing of
-/// the batch may be committed). On PostgreSQL, run it on a [`Lane`]'s connection, which plans each
-/// statement for its own keys.
+/// the batch may be committed). Any connection will do; a writer's PostgreSQL connection keeps one
+/// plan per statement ([`WRITER_SETTINGS`]).
 pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResult<TxnReply>>> {
     if ops.is_empty() {
         return Ok(Vec::new());
     }
-    let backend = Backend::of(tx);
+    let sql = Statements::of(Backend::of(tx));
     let mut b = Batch::default();
     let mut out: Vec<Option<WalletResult<Decided>>> = (0..ops.len()).map(|_| None).collect();
 
@@ -101,23 +101,8 @@ pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResul
     // more than one club membership: one row each). Only when a session is not found is it asked
     // which of the two is missing.
     let hashes: Vec<String> = ops.iter().map(|o| token_hash(&o.req.token)).collect();
-    let mut q = Sql::new(
-        backend,
-        "SELECT s.token_hash, s.game_server, s.expires_at, a.id, a.person_id, a.state, a.bonus_cents, a.deposit_cents, a.winnings_cents, \
-         a.wagering_left_cents, a.last_activity_at, p.personal_id, LOWER(p.first_name) AS first_lower, LOWER(p.last_name) AS last_lower, \
-         p.birth_date, m.state AS member_state \
-         FROM ",
-    );
-    q.json_scalars("t").push(
-        " CROSS JOIN wallet_sessions s JOIN game_servers g ON g.id = s.game_server AND g.revoked_at IS NULL \
-         JOIN iaccounts a ON a.id = s.account_id JOIN persons p ON p.id = a.person_id LEFT JOIN members m ON m.person_id = p.id \
-         WHERE s.token_hash = t.value ORDER BY a.id",
-    );
-    if backend == Backend::Postgres {
-        q.push(" FOR UPDATE OF a");
-    }
     let mut sessions: HashMap<String, (String, i64, Millis)> = HashMap::new();
-    for r in q.fetch(tx, &[json(&distinct(hashes.iter().map(String::as_str)))]).await? {
+    for r in fetch(tx, &sql.sessions, &[json(&distinct(hashes.iter().map(String::as_str)))]).await? {
         let account = account_from_row(&r)?;
         sessions.insert(r.try_get("token_hash")?, (r.try_get("game_server")?, account.id, r.try_get("expires_at")?));
         let p = b.persons.entry(account.person_id).or_default();
@@ -142,9 +127,7 @@ pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResul
     }
     let unmatched: Vec<&str> = distinct(ops.iter().enumerate().filter(|(i, _)| out[*i].is_none() && session_of[*i].is_none()).map(|(_, o)| o.game_server.as_str()));
     if !unmatched.is_empty() {
-        let mut q = Sql::new(backend, "SELECT g.id FROM ");
-        q.json_scalars("t").push(" CROSS JOIN game_servers g WHERE g.id = t.value AND g.revoked_at IS NULL");
-        let enabled: HashSet<String> = q.fetch(tx, &[json(&unmatched)]).await?.iter().map(|r| r.try_get(0)).collect::<std::result::Result<_, _>>()?;
+        let enabled: HashSet<String> = fetch(tx, &sql.game_servers, &[json(&unmatched)]).await?.iter().map(|r| r.try_get(0)).collect::<std::result::Result<_, _>>()?;
         for (i, op) in ops.iter().enumerate() {
             if out[i].is_none() && session_of[i].is_none() {
                 let refusal = if enabled.contains(&op.game_server) { Refusal::InvalidToken } else { Refusal::UnknownGameServer };
@@ -174,16 +157,15 @@ pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResul
             _ => {}
         }
     }
-    // CROSS JOIN keeps the keys as the outer loop on SQLite (PostgreSQL plans it as any join).
-    let mut q = Sql::new(backend, "SELECT 'request' AS source, r.game_server, r.txn_id, r.kind, r.account_id, r.amount_cents, r.ledger_id, r.reply FROM ");
-    q.json_rows("k").push(" CROSS JOIN wallet_requests r WHERE r.game_server = k.value ->> 0 AND r.txn_id = k.value ->> 1");
     let mut binds = vec![json(&distinct(txn_ids.into_iter()))];
-    if !named.is_empty() {
-        q.push(" UNION ALL SELECT 'rollback', r.game_server, r.ref_txn_id, r.kind, r.account_id, r.amount_cents, r.ledger_id, r.reply FROM ");
-        q.json_rows("n").push(" CROSS JOIN wallet_requests r WHERE r.game_server = n.value ->> 0 AND r.ref_txn_id = n.value ->> 1 AND r.kind = 'rollback'");
-        binds.push(json(&distinct(named.into_iter())));
-    }
-    for r in q.fetch(tx, &binds).await? {
+    let text = match named.is_empty() {
+        true => &sql.requests,
+        false => {
+            binds.push(json(&distinct(named.into_iter())));
+            &sql.requests_and_rollbacks
+        }
+    };
+    for r in fetch(tx, text, &binds).await? {
         let key = (r.try_get::<String, _>("game_server")?, r.try_get::<String, _>("txn_id")?);
         if r.try_get::<String, _>("source")? == "rollback" {
             // a rollback naming `key`'s transaction
@@ -214,9 +196,7 @@ pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResul
         })
         .collect();
     if !stored_bets.is_empty() {
-        let mut q = Sql::new(backend, "SELECT l.id, l.bonus_cents, l.deposit_cents, l.winnings_cents FROM ");
-        q.json_scalars("t").push(" CROSS JOIN wallet_ledger l WHERE l.id = CAST(t.value AS BIGINT)");
-        for r in q.fetch(tx, &[json(&distinct(stored_bets.into_iter()))]).await? {
+        for r in fetch(tx, &sql.bets, &[json(&distinct(stored_bets.into_iter()))]).await? {
             let d = Delta { bonus: r.try_get("bonus_cents")?, deposit: r.try_get("deposit_cents")?, winnings: r.try_get("winnings_cents")? };
             b.stored_entries.insert(r.try_get("id")?, d);
         }
@@ -233,10 +213,8 @@ pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResul
     if !betting.is_empty() {
         let nows = ops.iter().filter(|o| o.kind == Kind::Bet).map(|o| o.now);
         let (first, last) = (nows.clone().min().unwrap_or(0), nows.max().unwrap_or(0));
-        b.load_exclusions(tx, backend, &betting, first, last).await?;
-        let mut q = Sql::new(backend, "SELECT l.account_id, l.id, l.kind, l.period, l.amount_cents, l.effective_at FROM ");
-        q.json_scalars("t").push(" CROSS JOIN iaccount_limits l WHERE l.account_id = CAST(t.value AS BIGINT) ORDER BY l.id");
-        for r in q.fetch(tx, &[json(&betting)]).await? {
+        b.load_exclusions(tx, sql, &betting, first, last).await?;
+        for r in fetch(tx, &sql.limits, &[json(&betting)]).await? {
             b.limits.entry(r.try_get("account_id")?).or_default().push(limit_row(&r)?);
         }
     }
@@ -254,10 +232,10 @@ pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResul
     }
 
     // 7. Write: the entries (their ids go into the answers), the requests, the balances.
-    let ledger_ids = b.write_entries(tx, backend).await?;
+    let ledger_ids = b.write_entries(tx, sql).await?;
     let out = finish(out, &ledger_ids);
-    b.write_requests(tx, backend, ops, &out, &ledger_ids).await?;
-    b.write_balances(tx, backend).await?;
+    b.write_requests(tx, sql, ops, &out, &ledger_ids).await?;
+    b.write_balances(tx, sql).await?;
     Ok(out)
 }
 
@@ -344,7 +322,7 @@ struct Batch {
 }
 
 impl Batch {
-    async fn load_exclusions(&mut self, tx: &mut AnyConnection, backend: Backend, accounts: &[i64], first: Millis, last: Millis) -> Result<()> {
+    async fn load_exclusions(&mut self, tx: &mut AnyConnection, sql: &Statements, accounts: &[i64], first: Millis, last: Millis) -> Result<()> {
         let person_ids: Vec<i64> = distinct(accounts.iter().map(|id| self.accounts[id].account.person_id));
         // Every exclusion in force at some time of the batch that could match one of the persons
         // (as `club::active_exclusions` matches: the person, the personal ID number, or the name
@@ -354,21 +332,7 @@ impl Batch {
         if births.is_empty() {
             return Ok(());
         }
-        // One index search per way of matching; UNION drops an exclusion found two ways.
-        let mut q = Sql::new(backend, "");
-        let (starts_by, ends_after) = (q.param_text(), q.param_text());
-        for (i, (column, cast)) in [("person_id", "BIGINT"), ("birth_date", "TEXT"), ("personal_id", "TEXT")].into_iter().enumerate() {
-            if i > 0 {
-                q.push(" UNION ");
-            }
-            q.push(
-                "SELECT e.id, e.kind, e.person_id, e.personal_id, LOWER(e.first_name) AS first_lower, LOWER(e.last_name) AS last_lower, \
-                 e.birth_date, e.starts_at, e.ends_at FROM ",
-            );
-            q.json_scalars("t");
-            let _ = write!(q.text, " CROSS JOIN exclusions e WHERE e.{column} = CAST(t.value AS {cast}) AND e.starts_at <= {starts_by} AND (e.ends_at IS NULL OR e.ends_at > {ends_after})");
-        }
-        let query = sqlx::query(AssertSqlSafe(q.text)).bind(last).bind(first).bind(json(&person_ids)).bind(json(&births)).bind(json(&personal_ids));
+        let query = sqlx::query(AssertSqlSafe(sql.exclusions.as_str())).bind(last).bind(first).bind(json(&person_ids)).bind(json(&births)).bind(json(&personal_ids));
         for r in query.fetch_all(&mut *tx).await? {
             let kind: String = r.try_get("kind")?;
             let kind = ExclusionKind::from_code(&kind).ok_or_else(|| Error::invalid(format!("exclusion kind {kind}")))?;
@@ -562,7 +526,7 @@ impl Batch {
     }
 
     /// Writes the batch's entries; answers their ids in order.
-    async fn write_entries(&self, tx: &mut AnyConnection, backend: Backend) -> Result<Vec<i64>> {
+    async fn write_entries(&self, tx: &mut AnyConnection, sql: &Statements) -> Result<Vec<i64>> {
         let mut ids = vec![0i64; self.entries.len()];
         // Ids come back matched on (account, kind, reference), which must be unique per statement
         // (it is, but for a repeated transaction id in one batch: then a second statement).
@@ -578,14 +542,7 @@ impl Batch {
                 .iter()
                 .map(|e| (e.account_id, e.kind.code(), e.delta.bonus, e.delta.deposit, e.delta.winnings, &e.reference, &e.round_id, &e.actor, e.created_at))
                 .collect();
-            let mut q = Sql::new(
-                backend,
-                "INSERT INTO wallet_ledger (account_id, kind, bonus_cents, deposit_cents, winnings_cents, reference, round_id, actor, created_at) \
-                 SELECT CAST(e.value ->> 0 AS BIGINT), e.value ->> 1, CAST(e.value ->> 2 AS BIGINT), CAST(e.value ->> 3 AS BIGINT), \
-                 CAST(e.value ->> 4 AS BIGINT), e.value ->> 5, e.value ->> 6, e.value ->> 7, CAST(e.value ->> 8 AS BIGINT) FROM ",
-            );
-            q.json_rows("e").push(" RETURNING id, account_id, kind, reference");
-            let returned = q.fetch(tx, &[json(&rows)]).await?;
+            let returned = fetch(tx, &sql.insert_entries, &[json(&rows)]).await?;
             if returned.len() != run.len() {
                 return Err(Error::Conflict("the ledger did not take every entry".into()));
             }
@@ -601,7 +558,7 @@ impl Batch {
     }
 
     /// Stores every request answered in this batch (not refusals) with its answer.
-    async fn write_requests(&self, tx: &mut AnyConnection, backend: Backend, ops: &[Op], out: &[WalletResult<TxnReply>], ledger_ids: &[i64]) -> Result<()> {
+    async fn write_requests(&self, tx: &mut AnyConnection, sql: &Statements, ops: &[Op], out: &[WalletResult<TxnReply>], ledger_ids: &[i64]) -> Result<()> {
         let rows: Vec<(&Op, &TxnReply, Option<i64>)> = self
             .stored
             .iter()
@@ -621,14 +578,7 @@ impl Batch {
                 (&op.game_server, &op.req.transaction_id, op.kind.code(), account_id, &op.req.round_id, op.req.amount.cents(), &op.req.rollback_transaction_id, ledger_id, reply, op.now)
             })
             .collect();
-        let mut q = Sql::new(
-            backend,
-            "INSERT INTO wallet_requests (game_server, txn_id, kind, account_id, round_id, amount_cents, ref_txn_id, ledger_id, status, reply, created_at) \
-             SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2, CAST(r.value ->> 3 AS BIGINT), r.value ->> 4, CAST(r.value ->> 5 AS BIGINT), \
-             r.value ->> 6, CAST(r.value ->> 7 AS BIGINT), 200, r.value ->> 8, CAST(r.value ->> 9 AS BIGINT) FROM ",
-        );
-        q.json_rows("r");
-        q.execute(tx, &[json(&rows)]).await?;
+        execute(tx, &sql.insert_requests, &[json(&rows)]).await?;
         Ok(())
     }
 
@@ -638,25 +588,18 @@ impl Batch {
 
     /// Adds the entries' sums to each changed account's balances (the CHECK constraints refuse a
     /// negative one), with its wagering left and last payment time.
-    async fn write_balances(&self, tx: &mut AnyConnection, backend: Backend) -> Result<()> {
-        let mut changed: Vec<&Acct> = self.accounts.values().filter(|a| a.dirty).collect();
-        if changed.is_empty() {
+    async fn write_balances(&self, tx: &mut AnyConnection, sql: &Statements) -> Result<()> {
+        let changes: BTreeMap<i64, _> = self
+            .accounts
+            .values()
+            .filter(|a| a.dirty)
+            .map(|a| (a.account.id, (a.delta.bonus, a.delta.deposit, a.delta.winnings, a.account.wagering_left.cents(), a.activity.unwrap_or(a.account.last_activity_at))))
+            .collect();
+        if changes.is_empty() {
             return Ok(());
         }
-        changed.sort_by_key(|a| a.account.id);
-        let rows: Vec<_> = changed
-            .iter()
-            .map(|a| (a.account.id, a.delta.bonus, a.delta.deposit, a.delta.winnings, a.account.wagering_left.cents(), a.activity.unwrap_or(a.account.last_activity_at)))
-            .collect();
-        let mut q = Sql::new(
-            backend,
-            "UPDATE iaccounts SET bonus_cents = bonus_cents + CAST(d.value ->> 1 AS BIGINT), deposit_cents = deposit_cents + CAST(d.value ->> 2 AS BIGINT), \
-             winnings_cents = winnings_cents + CAST(d.value ->> 3 AS BIGINT), wagering_left_cents = CAST(d.value ->> 4 AS BIGINT), \
-             last_activity_at = CAST(d.value ->> 5 AS BIGINT), lock_version = lock_version + 1 FROM ",
-        );
-        q.json_rows("d").push(" WHERE iaccounts.id = CAST(d.value ->> 0 AS BIGINT)");
-        let updated = q.execute(tx, &[json(&rows)]).await?;
-        if updated != changed.len() as u64 {
+        let updated = execute(tx, &sql.update_balances, &[json(&changes)]).await?;
+        if updated != changes.len() as u64 {
             return Err(Error::Conflict("an account changed under the batch".into()));
         }
         Ok(())
@@ -703,15 +646,160 @@ fn finish(out: Vec<Option<WalletResult<Decided>>>, ledger_ids: &[i64]) -> Vec<Wa
         .collect()
 }
 
-/// SQL text built from constant text and numbered placeholders only, for both databases.
+/// The text of every statement a batch runs, for one database, built once from constant text and
+/// numbered placeholders only.
 ///
-/// A batch's keys and rows travel as **one** JSON array parameter per list (`json_rows`,
-/// `json_scalars`), so every statement has one text whatever the batch's size: each connection
-/// prepares it once, inserts are never split, nothing is padded, and no statement has more than
-/// a handful of parameters. Both databases read the array with their own JSON table function and
-/// the same `->>` operator. Every lookup starts from the keys (`FROM <keys> CROSS JOIN t`, which
-/// SQLite takes as the join order): one index search per key, whatever the size of the table.
-/// PostgreSQL plans each execution for the tables as they are (see [`WRITER_SETTINGS`]).
+/// A batch's keys and rows travel as **one** JSON array parameter per list, so every statement
+/// has one text whatever the batch's size: each connection prepares it once, inserts are never
+/// split, nothing is padded, and no statement has more than a handful of parameters. Both
+/// databases read the array with their own JSON table function and the same `->>` operator.
+///
+/// Every lookup is a **pinned** index search per key ([`Sql::lookup`]): the keys are the outer
+/// loop and the table is searched through its index once for each, whatever the table's size
+/// and statistics. SQLite takes `CROSS JOIN` as the join order; PostgreSQL gets a `LATERAL`
+/// subquery that it cannot flatten (`OFFSET 0`) and so cannot turn around. That is what lets a
+/// PostgreSQL writer plan each statement once and keep the plan ([`WRITER_SETTINGS`]): there is
+/// no other plan for the table's growth to make better.
+pub struct Statements {
+    sessions: String,
+    game_servers: String,
+    requests: String,
+    requests_and_rollbacks: String,
+    bets: String,
+    exclusions: String,
+    limits: String,
+    insert_entries: String,
+    insert_requests: String,
+    update_balances: String,
+}
+
+impl Statements {
+    pub fn of(backend: Backend) -> &'static Statements {
+        static SQLITE: OnceLock<Statements> = OnceLock::new();
+        static POSTGRES: OnceLock<Statements> = OnceLock::new();
+        let cell = match backend {
+            Backend::Sqlite => &SQLITE,
+            Backend::Postgres => &POSTGRES,
+        };
+        cell.get_or_init(|| Statements::build(backend))
+    }
+
+    /// Every statement with a name, for checking their plans.
+    pub fn all(&self) -> [(&'static str, &str); 10] {
+        [
+            ("sessions", &self.sessions),
+            ("game_servers", &self.game_servers),
+            ("requests", &self.requests),
+            ("requests_and_rollbacks", &self.requests_and_rollbacks),
+            ("bets", &self.bets),
+            ("exclusions", &self.exclusions),
+            ("limits", &self.limits),
+            ("insert_entries", &self.insert_entries),
+            ("insert_requests", &self.insert_requests),
+            ("update_balances", &self.update_balances),
+        ]
+    }
+
+    fn build(backend: Backend) -> Statements {
+        // Sessions of enabled game servers, sorted by account, then their accounts, each locked
+        // as it is found (PostgreSQL; SQLite's writer holds the whole database): batches lock
+        // accounts in id order, so they cannot deadlock.
+        let mut q = Sql::new(
+            backend,
+            "SELECT k.token_hash, k.game_server, k.expires_at, a.id, a.person_id, a.state, a.bonus_cents, a.deposit_cents, a.winnings_cents, \
+             a.wagering_left_cents, a.last_activity_at, p.personal_id, LOWER(p.first_name) AS first_lower, LOWER(p.last_name) AS last_lower, \
+             p.birth_date, m.state AS member_state FROM (SELECT s.token_hash, s.game_server, s.expires_at, s.account_id FROM ",
+        );
+        q.json_scalars("t")
+            .lookup("wallet_sessions", "s", "s.token_hash = t.value")
+            .lookup("game_servers", "g", "g.id = s.game_server AND g.revoked_at IS NULL")
+            .push(" ORDER BY s.account_id")
+            .push(if backend == Backend::Postgres { " OFFSET 0) AS k" } else { ") AS k" })
+            .locked_lookup("iaccounts", "a", "a.id = k.account_id")
+            .lookup("persons", "p", "p.id = a.person_id")
+            .left_lookup("members", "m", "m.person_id = p.id");
+        let sessions = q.text;
+
+        let mut q = Sql::new(backend, "SELECT g.id FROM ");
+        q.json_scalars("t").lookup("game_servers", "g", "g.id = t.value AND g.revoked_at IS NULL");
+        let game_servers = q.text;
+
+        // Earlier requests with these ids; then also the rollbacks naming them.
+        let mut q = Sql::new(backend, "SELECT 'request' AS source, r.game_server, r.txn_id, r.kind, r.account_id, r.amount_cents, r.ledger_id, r.reply FROM ");
+        q.json_rows("k").lookup("wallet_requests", "r", "r.game_server = k.value ->> 0 AND r.txn_id = k.value ->> 1");
+        let requests = q.text.clone();
+        q.push(" UNION ALL SELECT 'rollback', r.game_server, r.ref_txn_id, r.kind, r.account_id, r.amount_cents, r.ledger_id, r.reply FROM ");
+        q.json_rows("n").lookup("wallet_requests", "r", "r.game_server = n.value ->> 0 AND r.ref_txn_id = n.value ->> 1 AND r.kind = 'rollback'");
+        let requests_and_rollbacks = q.text;
+
+        let mut q = Sql::new(backend, "SELECT l.id, l.bonus_cents, l.deposit_cents, l.winnings_cents FROM ");
+        q.json_scalars("t").lookup("wallet_ledger", "l", "l.id = CAST(t.value AS BIGINT)");
+        let bets = q.text;
+
+        // Exclusions in force between two times ($1, $2) that could match the persons: one
+        // index search per way of matching (person, birth date, personal ID number); UNION drops
+        // an exclusion found two ways.
+        let mut q = Sql::new(backend, "");
+        let (starts_by, ends_after) = (q.param_text(), q.param_text());
+        for (i, (column, cast)) in [("person_id", "BIGINT"), ("birth_date", "TEXT"), ("personal_id", "TEXT")].into_iter().enumerate() {
+            if i > 0 {
+                q.push(" UNION ");
+            }
+            q.push(
+                "SELECT e.id, e.kind, e.person_id, e.personal_id, LOWER(e.first_name) AS first_lower, LOWER(e.last_name) AS last_lower, \
+                 e.birth_date, e.starts_at, e.ends_at FROM ",
+            );
+            let on = format!("e.{column} = CAST(t.value AS {cast}) AND e.starts_at <= {starts_by} AND (e.ends_at IS NULL OR e.ends_at > {ends_after})");
+            q.json_scalars("t").lookup("exclusions", "e", &on);
+        }
+        let exclusions = q.text;
+
+        let mut q = Sql::new(backend, "SELECT l.account_id, l.id, l.kind, l.period, l.amount_cents, l.effective_at FROM ");
+        q.json_scalars("t").lookup("iaccount_limits", "l", "l.account_id = CAST(t.value AS BIGINT)").push(" ORDER BY l.id");
+        let limits = q.text;
+
+        let mut q = Sql::new(
+            backend,
+            "INSERT INTO wallet_ledger (account_id, kind, bonus_cents, deposit_cents, winnings_cents, reference, round_id, actor, created_at) \
+             SELECT CAST(e.value ->> 0 AS BIGINT), e.value ->> 1, CAST(e.value ->> 2 AS BIGINT), CAST(e.value ->> 3 AS BIGINT), \
+             CAST(e.value ->> 4 AS BIGINT), e.value ->> 5, e.value ->> 6, e.value ->> 7, CAST(e.value ->> 8 AS BIGINT) FROM ",
+        );
+        q.json_rows("e").push(" RETURNING id, account_id, kind, reference");
+        let insert_entries = q.text;
+
+        let mut q = Sql::new(
+            backend,
+            "INSERT INTO wallet_requests (game_server, txn_id, kind, account_id, round_id, amount_cents, ref_txn_id, ledger_id, status, reply, created_at) \
+             SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2, CAST(r.value ->> 3 AS BIGINT), r.value ->> 4, CAST(r.value ->> 5 AS BIGINT), \
+             r.value ->> 6, CAST(r.value ->> 7 AS BIGINT), 200, r.value ->> 8, CAST(r.value ->> 9 AS BIGINT) FROM ",
+        );
+        q.json_rows("r");
+        let insert_requests = q.text;
+
+        // The changes as one JSON object: account id -> [bonus, deposit, winnings, wagering left,
+        // last activity]. PostgreSQL cannot be told the join order of an UPDATE, so there the
+        // statement has no join: the accounts are searched by the object's keys in one index
+        // scan, and each finds its own changes by its id.
+        let update_balances = match backend {
+            Backend::Postgres => "UPDATE iaccounts AS a SET bonus_cents = a.bonus_cents + CAST($1::jsonb -> CAST(a.id AS TEXT) ->> 0 AS BIGINT), \
+                 deposit_cents = a.deposit_cents + CAST($1::jsonb -> CAST(a.id AS TEXT) ->> 1 AS BIGINT), \
+                 winnings_cents = a.winnings_cents + CAST($1::jsonb -> CAST(a.id AS TEXT) ->> 2 AS BIGINT), \
+                 wagering_left_cents = CAST($1::jsonb -> CAST(a.id AS TEXT) ->> 3 AS BIGINT), \
+                 last_activity_at = CAST($1::jsonb -> CAST(a.id AS TEXT) ->> 4 AS BIGINT), lock_version = a.lock_version + 1 \
+                 WHERE a.id = ANY(ARRAY(SELECT CAST(k AS BIGINT) FROM jsonb_object_keys($1::jsonb) AS k))"
+                .to_owned(),
+            Backend::Sqlite => "UPDATE iaccounts SET bonus_cents = bonus_cents + CAST(d.value ->> 0 AS BIGINT), deposit_cents = deposit_cents + CAST(d.value ->> 1 AS BIGINT), \
+                 winnings_cents = winnings_cents + CAST(d.value ->> 2 AS BIGINT), wagering_left_cents = CAST(d.value ->> 3 AS BIGINT), \
+                 last_activity_at = CAST(d.value ->> 4 AS BIGINT), lock_version = lock_version + 1 \
+                 FROM json_each($1) AS d WHERE iaccounts.id = CAST(d.key AS BIGINT)"
+                .to_owned(),
+        };
+
+        Statements { sessions, game_servers, requests, requests_and_rollbacks, bets, exclusions, limits, insert_entries, insert_requests, update_balances }
+    }
+}
+
+/// Builds statement text for either database from constant text and numbered placeholders.
 struct Sql {
     postgres: bool,
     text: String,
@@ -725,12 +813,6 @@ impl Sql {
 
     fn push(&mut self, s: &str) -> &mut Sql {
         self.text.push_str(s);
-        self
-    }
-
-    fn param(&mut self) -> &mut Sql {
-        let p = self.param_text();
-        self.text.push_str(&p);
         self
     }
 
@@ -754,30 +836,52 @@ impl Sql {
 
     /// SQLite's `json_each`, or `postgres_function`, over the next parameter.
     fn json_table(&mut self, postgres_function: &str, alias: &str) -> &mut Sql {
-        if self.postgres {
-            let _ = write!(self.text, "{postgres_function}(");
-            self.param();
-            let _ = write!(self.text, "::jsonb) AS {alias}(value)");
-        } else {
-            self.push("json_each(").param();
-            let _ = write!(self.text, ") AS {alias}");
-        }
+        let p = self.param_text();
+        let _ = match self.postgres {
+            true => write!(self.text, "{postgres_function}({p}::jsonb) AS {alias}(value)"),
+            false => write!(self.text, "json_each({p}) AS {alias}"),
+        };
         self
     }
 
-    /// The statement with its JSON parameters bound in order.
-    fn query(&self, params: &[String]) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
-        params.iter().fold(sqlx::query(AssertSqlSafe(self.text.as_str())), |q, p| q.bind(p.as_str()))
+    /// For each row so far, the rows of `table` (as `alias`) where `on` holds, found through
+    /// `table`'s index: always with the rows so far as the outer loop.
+    fn lookup(&mut self, table: &str, alias: &str, on: &str) -> &mut Sql {
+        self.search(false, table, alias, on, "")
     }
 
-    async fn fetch(self, tx: &mut AnyConnection, params: &[String]) -> Result<Vec<AnyRow>> {
-        Ok(self.query(params).fetch_all(&mut *tx).await?)
+    /// [`Sql::lookup`] that keeps a row with no match (its `alias` columns NULL).
+    fn left_lookup(&mut self, table: &str, alias: &str, on: &str) -> &mut Sql {
+        self.search(true, table, alias, on, "")
     }
 
-    /// Runs the statement; answers the rows it changed.
-    async fn execute(self, tx: &mut AnyConnection, params: &[String]) -> Result<u64> {
-        Ok(self.query(params).execute(&mut *tx).await?.rows_affected())
+    /// [`Sql::lookup`] that locks each row found (PostgreSQL), in the order of the rows so far.
+    fn locked_lookup(&mut self, table: &str, alias: &str, on: &str) -> &mut Sql {
+        self.search(false, table, alias, on, " FOR UPDATE")
     }
+
+    fn search(&mut self, left: bool, table: &str, alias: &str, on: &str, lock: &str) -> &mut Sql {
+        let _ = match (self.postgres, left) {
+            (true, _) => write!(self.text, " {} LATERAL (SELECT * FROM {table} {alias} WHERE {on} OFFSET 0{lock}) AS {alias} ON TRUE", if left { "LEFT JOIN" } else { "JOIN" }),
+            (false, true) => write!(self.text, " LEFT JOIN {table} {alias} ON {on}"),
+            (false, false) => write!(self.text, " CROSS JOIN {table} {alias} ON {on}"),
+        };
+        self
+    }
+}
+
+/// A statement with its JSON parameters bound in order.
+fn query<'q>(text: &'q str, params: &'q [String]) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    params.iter().fold(sqlx::query(AssertSqlSafe(text)), |q, p| q.bind(p.as_str()))
+}
+
+async fn fetch(tx: &mut AnyConnection, text: &str, params: &[String]) -> Result<Vec<AnyRow>> {
+    Ok(query(text, params).fetch_all(&mut *tx).await?)
+}
+
+/// Runs the statement; answers the rows it changed.
+async fn execute(tx: &mut AnyConnection, text: &str, params: &[String]) -> Result<u64> {
+    Ok(query(text, params).execute(&mut *tx).await?.rows_affected())
 }
 
 /// A JSON array parameter.
@@ -887,13 +991,22 @@ pub async fn commit(store: &Store, ops: Vec<Op>) -> Vec<WalletResult<TxnReply>> 
     out
 }
 
-/// How a PostgreSQL writer's connection plans. Every statement starts from the batch's keys and
-/// joins in the order it is written (`join_collapse_limit`), which also makes planning cheap; each
-/// is planned for its own execution (`force_custom_plan`), so the plan follows the tables as they
-/// grow instead of keeping one made while they were small (seen: a cached plan that probed
-/// `wallet_requests`' key by its first column only, 8 ms instead of 0.1 ms per lookup once the
-/// table had grown).
-const WRITER_SETTINGS: [&str; 3] = ["SET plan_cache_mode = force_custom_plan", "SET join_collapse_limit = 1", "SET from_collapse_limit = 1"];
+/// How a PostgreSQL writer's connection plans: each statement once, for every batch after
+/// (`force_generic_plan`; this also covers the foreign-key checks the inserts run per row), and
+/// only ever as index searches in nested loops, joined in the order written. The statements'
+/// lookups are pinned ([`Statements`]), so the one plan stays right as the tables grow; without
+/// the pins, a plan made while `wallet_requests` was small scanned its whole index for every
+/// rollback key once it had grown. Planning each execution instead cost about 40 % of
+/// PostgreSQL's time under load (`benches/wallet.rs`, profiled).
+pub const WRITER_SETTINGS: [&str; 7] = [
+    "SET plan_cache_mode = force_generic_plan",
+    "SET join_collapse_limit = 1",
+    "SET from_collapse_limit = 1",
+    "SET enable_seqscan = off",
+    "SET enable_bitmapscan = off",
+    "SET enable_hashjoin = off",
+    "SET enable_mergejoin = off",
+];
 
 /// Where a writer's transactions run. On PostgreSQL a connection of its own, kept between batches
 /// and set up with [`WRITER_SETTINGS`]; on SQLite the store's one write connection.
