@@ -633,7 +633,9 @@ async fn every_wallet_lookup_is_an_index_search_per_key_whatever_the_statistics(
                 }
                 Backend::Sqlite => {
                     assert!(!line.contains("AUTOMATIC"), "{name}: an index made for the query\n{shown}");
-                    assert!(!line.starts_with("SCAN ") || line.contains("VIRTUAL TABLE"), "{name}: a table scanned\n{shown}");
+                    // Scanning the JSON keys, or the rows of a subquery, is no table scan.
+                    let subquery = |l: &String| line.strip_prefix("SCAN ").is_some_and(|x| l.strip_prefix("CO-ROUTINE ").or(l.strip_prefix("MATERIALIZE ")) == Some(x));
+                    assert!(!line.starts_with("SCAN ") || line.contains("VIRTUAL TABLE") || plan[..i].iter().any(subquery), "{name}: a table scanned\n{shown}");
                     searches += usize::from(line.starts_with("SEARCH "));
                 }
             }

@@ -40,7 +40,7 @@ use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 
 use super::wallet::{BalanceView, Kind, TxnReply, TxnRequest, token_hash};
-use super::{Account, Delta, EntryKind, Refusal, WalletError, WalletResult, account_from_row, limit_row, period_index, refusal_from, standing};
+use super::{Account, Delta, EntryKind, Refusal, WalletError, WalletResult, account_from_row, period_index, refusal_from, standing};
 use crate::clock::Millis;
 use crate::config::WalletSettings;
 use crate::error::{Error, Result};
@@ -97,22 +97,35 @@ pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResul
 
     // 1. Sessions of game servers that are enabled now (a disabled one's requests are refused,
     // even wins), with their accounts locked in id order (PostgreSQL; SQLite's writer holds the
-    // database) and each account's person's standing for the exclusion gate (a person may have
-    // more than one club membership: one row each). Only when a session is not found is it asked
-    // which of the two is missing.
+    // database), each account's limits, and its person's standing for the exclusion gate: club
+    // memberships (a person may have more than one: one row each) and the exclusions that could
+    // match the person at some time of the batch's bets. Only when a session is not found is it
+    // asked which of the two is missing.
     let hashes: Vec<String> = ops.iter().map(|o| token_hash(&o.req.token)).collect();
+    let bet_times = ops.iter().filter(|o| o.kind == Kind::Bet).map(|o| o.now);
+    let (first, last) = (bet_times.clone().min().unwrap_or(0), bet_times.max().unwrap_or(0));
     let mut sessions: HashMap<String, (String, i64, Millis)> = HashMap::new();
-    for r in fetch(tx, &sql.sessions, &[json(&distinct(hashes.iter().map(String::as_str)))]).await? {
+    let keys = json(&distinct(hashes.iter().map(String::as_str)));
+    for r in sqlx::query(AssertSqlSafe(sql.sessions.as_str())).bind(last).bind(first).bind(keys).fetch_all(&mut *tx).await? {
         let account = account_from_row(&r)?;
         sessions.insert(r.try_get("token_hash")?, (r.try_get("game_server")?, account.id, r.try_get("expires_at")?));
-        let p = b.persons.entry(account.person_id).or_default();
-        p.personal_id = r.try_get("personal_id")?;
-        p.first_lower = r.try_get("first_lower")?;
-        p.last_lower = r.try_get("last_lower")?;
-        p.birth_date = r.try_get("birth_date")?;
+        if let std::collections::hash_map::Entry::Vacant(v) = b.persons.entry(account.person_id) {
+            let p = v.insert(Person {
+                personal_id: r.try_get("personal_id")?,
+                first_lower: r.try_get("first_lower")?,
+                last_lower: r.try_get("last_lower")?,
+                birth_date: r.try_get("birth_date")?,
+                ..Person::default()
+            });
+            p.exclusions = matching_exclusions(p, account.person_id, r.try_get("exclusions")?)?;
+        }
+        let p = b.persons.get_mut(&account.person_id).expect("inserted above");
         let member: Option<String> = r.try_get("member_state")?;
         if !p.member_states.contains(&member) {
             p.member_states.push(member);
+        }
+        if !b.limits.contains_key(&account.id) {
+            b.limits.insert(account.id, limit_rows(r.try_get("limits")?)?);
         }
         b.accounts.entry(account.id).or_insert(Acct { account, delta: Delta::default(), activity: None, dirty: false });
     }
@@ -202,24 +215,7 @@ pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResul
         }
     }
 
-    // 5. The exclusions and limits of players who bet (only an active account can).
-    let betting: Vec<i64> = distinct(
-        ops.iter()
-            .zip(&session_of)
-            .filter(|(o, _)| o.kind == Kind::Bet)
-            .filter_map(|(_, s)| s.map(|s| s.0))
-            .filter(|id| b.accounts.get(id).is_some_and(|a| a.account.state == super::AccountState::Active)),
-    );
-    if !betting.is_empty() {
-        let nows = ops.iter().filter(|o| o.kind == Kind::Bet).map(|o| o.now);
-        let (first, last) = (nows.clone().min().unwrap_or(0), nows.max().unwrap_or(0));
-        b.load_exclusions(tx, sql, &betting, first, last).await?;
-        for r in fetch(tx, &sql.limits, &[json(&betting)]).await? {
-            b.limits.entry(r.try_get("account_id")?).or_default().push(limit_row(&r)?);
-        }
-    }
-
-    // 6. Decide, in arrival order.
+    // 5. Decide, in arrival order.
     for (i, op) in ops.iter().enumerate() {
         if out[i].is_some() {
             continue;
@@ -231,11 +227,10 @@ pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResul
         });
     }
 
-    // 7. Write: the entries (their ids go into the answers), the requests, the balances.
+    // 6. Write: the entries (their ids go into the answers), the requests, the balances.
     let ledger_ids = b.write_entries(tx, sql).await?;
     let out = finish(out, &ledger_ids);
-    b.write_requests(tx, sql, ops, &out, &ledger_ids).await?;
-    b.write_balances(tx, sql).await?;
+    b.write_requests_and_balances(tx, sql, ops, &out, &ledger_ids).await?;
     Ok(out)
 }
 
@@ -322,38 +317,6 @@ struct Batch {
 }
 
 impl Batch {
-    async fn load_exclusions(&mut self, tx: &mut AnyConnection, sql: &Statements, accounts: &[i64], first: Millis, last: Millis) -> Result<()> {
-        let person_ids: Vec<i64> = distinct(accounts.iter().map(|id| self.accounts[id].account.person_id));
-        // Every exclusion in force at some time of the batch that could match one of the persons
-        // (as `club::active_exclusions` matches: the person, the personal ID number, or the name
-        // with the birth date); the exact match and time are decided per request below.
-        let personal_ids: Vec<&str> = distinct(person_ids.iter().filter_map(|id| self.persons.get(id)?.personal_id.as_deref()));
-        let births: Vec<&str> = distinct(person_ids.iter().filter_map(|id| Some(self.persons.get(id)?.birth_date.as_str())));
-        if births.is_empty() {
-            return Ok(());
-        }
-        let query = sqlx::query(AssertSqlSafe(sql.exclusions.as_str())).bind(last).bind(first).bind(json(&person_ids)).bind(json(&births)).bind(json(&personal_ids));
-        for r in query.fetch_all(&mut *tx).await? {
-            let kind: String = r.try_get("kind")?;
-            let kind = ExclusionKind::from_code(&kind).ok_or_else(|| Error::invalid(format!("exclusion kind {kind}")))?;
-            let person_id: Option<i64> = r.try_get("person_id")?;
-            let personal_id: Option<String> = r.try_get("personal_id")?;
-            let first: Option<String> = r.try_get("first_lower")?;
-            let last_name: Option<String> = r.try_get("last_lower")?;
-            let birth: Option<String> = r.try_get("birth_date")?;
-            let window = (kind, r.try_get("starts_at")?, r.try_get("ends_at")?);
-            for (id, p) in self.persons.iter_mut() {
-                let by_id = person_id == Some(*id);
-                let by_number = personal_id.is_some() && personal_id == p.personal_id;
-                let by_name = first.as_deref() == Some(&p.first_lower) && last_name.as_deref() == Some(&p.last_lower) && birth.as_deref() == Some(&p.birth_date);
-                if by_id || by_number || by_name {
-                    p.exclusions.push(window);
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// The answer to one request, changing the batch's accounts and entries when it succeeds.
     async fn decide(&mut self, tx: &mut AnyConnection, i: usize, op: &Op, account_id: i64, expires_at: Millis) -> Result<WalletResult<Decided>> {
         let key = (op.game_server.clone(), op.req.transaction_id.clone());
@@ -557,52 +520,84 @@ impl Batch {
         Ok(ids)
     }
 
-    /// Stores every request answered in this batch (not refusals) with its answer.
-    async fn write_requests(&self, tx: &mut AnyConnection, sql: &Statements, ops: &[Op], out: &[WalletResult<TxnReply>], ledger_ids: &[i64]) -> Result<()> {
-        let rows: Vec<(&Op, &TxnReply, Option<i64>)> = self
+    /// Stores every request answered in this batch (not refusals) with its answer, and adds the
+    /// entries' sums to each changed account's balances (the CHECK constraints refuse a negative
+    /// one), with its wagering left and last payment time. One statement on PostgreSQL (an
+    /// account changes only with a stored request, so there is no change without a request).
+    async fn write_requests_and_balances(&self, tx: &mut AnyConnection, sql: &Statements, ops: &[Op], out: &[WalletResult<TxnReply>], ledger_ids: &[i64]) -> Result<()> {
+        let requests: Vec<_> = self
             .stored
             .iter()
-            .filter_map(|&i| match &out[i] {
-                Ok(reply) => Some((&ops[i], reply, resolve(self.known_entry(&ops[i]), ledger_ids))),
-                Err(_) => None,
-            })
-            .collect();
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let rows: Vec<_> = rows
-            .into_iter()
-            .map(|(op, reply, ledger_id)| {
+            .filter_map(|&i| {
+                let (op, reply) = (&ops[i], out[i].as_ref().ok()?);
                 let account_id = self.known[&(op.game_server.clone(), op.req.transaction_id.clone())].account_id;
+                let ledger_id = resolve(self.known_entry(op), ledger_ids);
                 let reply = serde_json::to_string(reply).expect("reply serialises");
-                (&op.game_server, &op.req.transaction_id, op.kind.code(), account_id, &op.req.round_id, op.req.amount.cents(), &op.req.rollback_transaction_id, ledger_id, reply, op.now)
+                Some((&op.game_server, &op.req.transaction_id, op.kind.code(), account_id, &op.req.round_id, op.req.amount.cents(), &op.req.rollback_transaction_id, ledger_id, reply, op.now))
             })
             .collect();
-        execute(tx, &sql.insert_requests, &[json(&rows)]).await?;
-        Ok(())
-    }
-
-    fn known_entry(&self, op: &Op) -> Option<LedgerRef> {
-        self.known.get(&(op.game_server.clone(), op.req.transaction_id.clone())).and_then(|k| k.ledger)
-    }
-
-    /// Adds the entries' sums to each changed account's balances (the CHECK constraints refuse a
-    /// negative one), with its wagering left and last payment time.
-    async fn write_balances(&self, tx: &mut AnyConnection, sql: &Statements) -> Result<()> {
         let changes: BTreeMap<i64, _> = self
             .accounts
             .values()
             .filter(|a| a.dirty)
             .map(|a| (a.account.id, (a.delta.bonus, a.delta.deposit, a.delta.winnings, a.account.wagering_left.cents(), a.activity.unwrap_or(a.account.last_activity_at))))
             .collect();
-        if changes.is_empty() {
-            return Ok(());
-        }
-        let updated = execute(tx, &sql.update_balances, &[json(&changes)]).await?;
+        let updated = match (&sql.requests_and_balances, requests.is_empty()) {
+            (_, true) if changes.is_empty() => return Ok(()),
+            (_, true) => return Err(Error::Conflict("balances changed without a stored request".into())),
+            (Some(both), false) => execute(tx, both, &[json(&requests), json(&changes)]).await?,
+            (None, false) => {
+                execute(tx, &sql.insert_requests, &[json(&requests)]).await?;
+                match changes.is_empty() {
+                    true => 0,
+                    false => execute(tx, &sql.update_balances, &[json(&changes)]).await?,
+                }
+            }
+        };
         if updated != changes.len() as u64 {
             return Err(Error::Conflict("an account changed under the batch".into()));
         }
         Ok(())
+    }
+
+    fn known_entry(&self, op: &Op) -> Option<LedgerRef> {
+        self.known.get(&(op.game_server.clone(), op.req.transaction_id.clone())).and_then(|k| k.ledger)
+    }
+}
+
+/// Of the exclusions found for a person (a JSON array of [kind, person id, personal ID number,
+/// first name, last name (both in lower case), birth date, start, end]), those that match it as
+/// `club::active_exclusions` matches: the person, the personal ID number, or the name with the
+/// birth date. Each as kind, start, end; the time is decided per request.
+fn matching_exclusions(p: &Person, person_id: i64, found: Option<String>) -> Result<Vec<(ExclusionKind, Millis, Option<Millis>)>> {
+    type Found = (String, Option<i64>, Option<String>, Option<String>, Option<String>, Option<String>, Millis, Option<Millis>);
+    let found: Vec<Found> = parse_list(found, "exclusions")?;
+    let mut matching = Vec::new();
+    for (kind, by_person, personal_id, first, last, birth, starts_at, ends_at) in found {
+        let by_id = by_person == Some(person_id);
+        let by_number = personal_id.is_some() && personal_id == p.personal_id;
+        let by_name = first.as_deref() == Some(&p.first_lower) && last.as_deref() == Some(&p.last_lower) && birth.as_deref() == Some(&p.birth_date);
+        if by_id || by_number || by_name {
+            let kind = ExclusionKind::from_code(&kind).ok_or_else(|| Error::invalid(format!("exclusion kind {kind}")))?;
+            matching.push((kind, starts_at, ends_at));
+        }
+    }
+    Ok(matching)
+}
+
+/// An account's limits, from a JSON array of [id, kind, period, amount, effective at].
+fn limit_rows(found: Option<String>) -> Result<Vec<LimitRow>> {
+    let rows: Vec<(i64, String, String, Option<i64>, Millis)> = parse_list(found, "limits")?;
+    let mut limits: Vec<LimitRow> = rows.into_iter().map(|(id, kind, period, amount, effective_at)| super::limit_row_of(id, &kind, &period, amount, effective_at)).collect::<Result<_>>()?;
+    limits.sort_by_key(|l| l.seq);
+    Ok(limits)
+}
+
+/// A JSON array a statement aggregated (NULL when nothing was found).
+fn parse_list<T: serde::de::DeserializeOwned>(found: Option<String>, what: &str) -> Result<Vec<T>> {
+    match found {
+        None => Ok(Vec::new()),
+        Some(text) => serde_json::from_str(&text).map_err(|e| Error::invalid(format!("the batch's {what}: {e}"))),
     }
 }
 
@@ -666,11 +661,11 @@ pub struct Statements {
     requests: String,
     requests_and_rollbacks: String,
     bets: String,
-    exclusions: String,
-    limits: String,
     insert_entries: String,
     insert_requests: String,
     update_balances: String,
+    /// Both on PostgreSQL, in one statement.
+    requests_and_balances: Option<String>,
 }
 
 impl Statements {
@@ -685,30 +680,48 @@ impl Statements {
     }
 
     /// Every statement with a name, for checking their plans.
-    pub fn all(&self) -> [(&'static str, &str); 10] {
+    pub fn all(&self) -> Vec<(&'static str, &str)> {
         [
-            ("sessions", &self.sessions),
+            ("sessions", self.sessions.as_str()),
             ("game_servers", &self.game_servers),
             ("requests", &self.requests),
             ("requests_and_rollbacks", &self.requests_and_rollbacks),
             ("bets", &self.bets),
-            ("exclusions", &self.exclusions),
-            ("limits", &self.limits),
             ("insert_entries", &self.insert_entries),
             ("insert_requests", &self.insert_requests),
             ("update_balances", &self.update_balances),
         ]
+        .into_iter()
+        .chain(self.requests_and_balances.as_deref().map(|t| ("requests_and_balances", t)))
+        .collect()
     }
 
     fn build(backend: Backend) -> Statements {
         // Sessions of enabled game servers, sorted by account, then their accounts, each locked
         // as it is found (PostgreSQL; SQLite's writer holds the whole database): batches lock
-        // accounts in id order, so they cannot deadlock.
-        let mut q = Sql::new(
-            backend,
+        // accounts in id order, so they cannot deadlock. With each account, its limits, and the
+        // exclusions in force at some time between $2 and $1 that could match its person (one
+        // index search per way of matching: person, birth date, personal ID number; UNION drops
+        // an exclusion found two ways), each list as one JSON array.
+        let mut q = Sql::new(backend, "");
+        let (starts_by, ends_after) = (q.param_text(), q.param_text());
+        let in_force = format!("e.starts_at <= {starts_by} AND (e.ends_at IS NULL OR e.ends_at > {ends_after})");
+        let exclusions = ["e.person_id = p.id", "e.birth_date = p.birth_date", "e.personal_id = p.personal_id"]
+            .map(|on| {
+                format!(
+                    "SELECT e.id, e.kind, e.person_id, e.personal_id, LOWER(e.first_name) AS first_lower, LOWER(e.last_name) AS last_lower, \
+                     e.birth_date, e.starts_at, e.ends_at FROM exclusions e WHERE {on} AND {in_force}"
+                )
+            })
+            .join(" UNION ");
+        let exclusions = q.json_list("x.kind, x.person_id, x.personal_id, x.first_lower, x.last_lower, x.birth_date, x.starts_at, x.ends_at", &format!("({exclusions}) AS x"));
+        let limits = q.json_list("l.id, l.kind, l.period, l.amount_cents, l.effective_at", "iaccount_limits l WHERE l.account_id = a.id");
+        let _ = write!(
+            q.text,
             "SELECT k.token_hash, k.game_server, k.expires_at, a.id, a.person_id, a.state, a.bonus_cents, a.deposit_cents, a.winnings_cents, \
              a.wagering_left_cents, a.last_activity_at, p.personal_id, LOWER(p.first_name) AS first_lower, LOWER(p.last_name) AS last_lower, \
-             p.birth_date, m.state AS member_state FROM (SELECT s.token_hash, s.game_server, s.expires_at, s.account_id FROM ",
+             p.birth_date, m.state AS member_state, {limits} AS limits, {exclusions} AS exclusions \
+             FROM (SELECT s.token_hash, s.game_server, s.expires_at, s.account_id FROM "
         );
         q.json_scalars("t")
             .lookup("wallet_sessions", "s", "s.token_hash = t.value")
@@ -736,28 +749,6 @@ impl Statements {
         q.json_scalars("t").lookup("wallet_ledger", "l", "l.id = CAST(t.value AS BIGINT)");
         let bets = q.text;
 
-        // Exclusions in force between two times ($1, $2) that could match the persons: one
-        // index search per way of matching (person, birth date, personal ID number); UNION drops
-        // an exclusion found two ways.
-        let mut q = Sql::new(backend, "");
-        let (starts_by, ends_after) = (q.param_text(), q.param_text());
-        for (i, (column, cast)) in [("person_id", "BIGINT"), ("birth_date", "TEXT"), ("personal_id", "TEXT")].into_iter().enumerate() {
-            if i > 0 {
-                q.push(" UNION ");
-            }
-            q.push(
-                "SELECT e.id, e.kind, e.person_id, e.personal_id, LOWER(e.first_name) AS first_lower, LOWER(e.last_name) AS last_lower, \
-                 e.birth_date, e.starts_at, e.ends_at FROM ",
-            );
-            let on = format!("e.{column} = CAST(t.value AS {cast}) AND e.starts_at <= {starts_by} AND (e.ends_at IS NULL OR e.ends_at > {ends_after})");
-            q.json_scalars("t").lookup("exclusions", "e", &on);
-        }
-        let exclusions = q.text;
-
-        let mut q = Sql::new(backend, "SELECT l.account_id, l.id, l.kind, l.period, l.amount_cents, l.effective_at FROM ");
-        q.json_scalars("t").lookup("iaccount_limits", "l", "l.account_id = CAST(t.value AS BIGINT)").push(" ORDER BY l.id");
-        let limits = q.text;
-
         let mut q = Sql::new(
             backend,
             "INSERT INTO wallet_ledger (account_id, kind, bonus_cents, deposit_cents, winnings_cents, reference, round_id, actor, created_at) \
@@ -780,22 +771,33 @@ impl Statements {
         // last activity]. PostgreSQL cannot be told the join order of an UPDATE, so there the
         // statement has no join: the accounts are searched by the object's keys in one index
         // scan, and each finds its own changes by its id.
-        let update_balances = match backend {
-            Backend::Postgres => "UPDATE iaccounts AS a SET bonus_cents = a.bonus_cents + CAST($1::jsonb -> CAST(a.id AS TEXT) ->> 0 AS BIGINT), \
-                 deposit_cents = a.deposit_cents + CAST($1::jsonb -> CAST(a.id AS TEXT) ->> 1 AS BIGINT), \
-                 winnings_cents = a.winnings_cents + CAST($1::jsonb -> CAST(a.id AS TEXT) ->> 2 AS BIGINT), \
-                 wagering_left_cents = CAST($1::jsonb -> CAST(a.id AS TEXT) ->> 3 AS BIGINT), \
-                 last_activity_at = CAST($1::jsonb -> CAST(a.id AS TEXT) ->> 4 AS BIGINT), lock_version = a.lock_version + 1 \
-                 WHERE a.id = ANY(ARRAY(SELECT CAST(k AS BIGINT) FROM jsonb_object_keys($1::jsonb) AS k))"
-                .to_owned(),
-            Backend::Sqlite => "UPDATE iaccounts SET bonus_cents = bonus_cents + CAST(d.value ->> 0 AS BIGINT), deposit_cents = deposit_cents + CAST(d.value ->> 1 AS BIGINT), \
+        let postgres_update = |p: &str| {
+            let field = |i: usize| format!("CAST({p}::jsonb -> CAST(a.id AS TEXT) ->> {i} AS BIGINT)");
+            format!(
+                "UPDATE iaccounts AS a SET bonus_cents = a.bonus_cents + {}, deposit_cents = a.deposit_cents + {}, winnings_cents = a.winnings_cents + {}, \
+                 wagering_left_cents = {}, last_activity_at = {}, lock_version = a.lock_version + 1 \
+                 WHERE a.id = ANY(ARRAY(SELECT CAST(k AS BIGINT) FROM jsonb_object_keys({p}::jsonb) AS k))",
+                field(0),
+                field(1),
+                field(2),
+                field(3),
+                field(4)
+            )
+        };
+        let (update_balances, requests_and_balances) = match backend {
+            // Both writes in one statement: the requests in a WITH, the update its answer.
+            Backend::Postgres => (postgres_update("$1"), Some(format!("WITH stored AS ({insert_requests}) {}", postgres_update("$2")))),
+            Backend::Sqlite => (
+                "UPDATE iaccounts SET bonus_cents = bonus_cents + CAST(d.value ->> 0 AS BIGINT), deposit_cents = deposit_cents + CAST(d.value ->> 1 AS BIGINT), \
                  winnings_cents = winnings_cents + CAST(d.value ->> 2 AS BIGINT), wagering_left_cents = CAST(d.value ->> 3 AS BIGINT), \
                  last_activity_at = CAST(d.value ->> 4 AS BIGINT), lock_version = lock_version + 1 \
                  FROM json_each($1) AS d WHERE iaccounts.id = CAST(d.key AS BIGINT)"
-                .to_owned(),
+                    .to_owned(),
+                None,
+            ),
         };
 
-        Statements { sessions, game_servers, requests, requests_and_rollbacks, bets, exclusions, limits, insert_entries, insert_requests, update_balances }
+        Statements { sessions, game_servers, requests, requests_and_rollbacks, bets, insert_entries, insert_requests, update_balances, requests_and_balances }
     }
 }
 
@@ -842,6 +844,15 @@ impl Sql {
             false => write!(self.text, "json_each({p}) AS {alias}"),
         };
         self
+    }
+
+    /// A scalar subquery: the rows of `from` as one JSON array of arrays of `fields` (NULL or an
+    /// empty array when there is none).
+    fn json_list(&self, fields: &str, from: &str) -> String {
+        match self.postgres {
+            true => format!("CAST((SELECT json_agg(json_build_array({fields})) FROM {from}) AS TEXT)"),
+            false => format!("(SELECT json_group_array(json_array({fields})) FROM {from})"),
+        }
     }
 
     /// For each row so far, the rows of `table` (as `alias`) where `on` holds, found through

@@ -355,14 +355,17 @@ pub async fn limit_rows(tx: &mut Transaction<'static, Any>, account_id: i64) -> 
 
 /// One row of `iaccount_limits`.
 pub(crate) fn limit_row(r: &sqlx::any::AnyRow) -> Result<LimitRow> {
-    let kind: String = r.try_get("kind")?;
-    let period: String = r.try_get("period")?;
+    limit_row_of(r.try_get("id")?, &r.try_get::<String, _>("kind")?, &r.try_get::<String, _>("period")?, r.try_get("amount_cents")?, r.try_get("effective_at")?)
+}
+
+/// A limit from its stored fields.
+pub(crate) fn limit_row_of(id: i64, kind: &str, period: &str, amount_cents: Option<i64>, effective_at: Millis) -> Result<LimitRow> {
     Ok(LimitRow {
-        seq: r.try_get("id")?,
-        kind: LimitKind::from_code(&kind).ok_or_else(|| Error::invalid("limit kind"))?,
-        period: Period::from_code(&period).ok_or_else(|| Error::invalid("limit period"))?,
-        amount: r.try_get::<Option<i64>, _>("amount_cents")?.map(Money::from_cents),
-        effective_at: time(r.try_get("effective_at")?)?,
+        seq: id,
+        kind: LimitKind::from_code(kind).ok_or_else(|| Error::invalid("limit kind"))?,
+        period: Period::from_code(period).ok_or_else(|| Error::invalid("limit period"))?,
+        amount: amount_cents.map(Money::from_cents),
+        effective_at: time(effective_at)?,
     })
 }
 
