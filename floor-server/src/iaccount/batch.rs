@@ -25,6 +25,7 @@
 //!
 //! Not here: HTTP and signatures (`api`), sessions and game servers (`wallet`).
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::panic::AssertUnwindSafe;
@@ -109,7 +110,7 @@ pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResul
     for r in sqlx::query(AssertSqlSafe(sql.sessions.as_str())).bind(last).bind(first).bind(keys).fetch_all(&mut *tx).await? {
         let account = account_from_row(&r)?;
         sessions.insert(r.try_get("token_hash")?, (r.try_get("game_server")?, account.id, r.try_get("expires_at")?));
-        if let std::collections::hash_map::Entry::Vacant(v) = b.persons.entry(account.person_id) {
+        if let Entry::Vacant(v) = b.persons.entry(account.person_id) {
             let p = v.insert(Person {
                 personal_id: r.try_get("personal_id")?,
                 first_lower: r.try_get("first_lower")?,
@@ -124,8 +125,8 @@ pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResul
         if !p.member_states.contains(&member) {
             p.member_states.push(member);
         }
-        if !b.limits.contains_key(&account.id) {
-            b.limits.insert(account.id, limit_rows(r.try_get("limits")?)?);
+        if let Entry::Vacant(v) = b.limits.entry(account.id) {
+            v.insert(limit_rows(r.try_get("limits")?)?);
         }
         b.accounts.entry(account.id).or_insert(Acct { account, delta: Delta::default(), activity: None, dirty: false });
     }
