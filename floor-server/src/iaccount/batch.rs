@@ -110,17 +110,20 @@ pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResul
     for r in sqlx::query(AssertSqlSafe(sql.sessions.as_str())).bind(last).bind(first).bind(keys).fetch_all(&mut *tx).await? {
         let account = account_from_row(&r)?;
         sessions.insert(r.try_get("token_hash")?, (r.try_get("game_server")?, account.id, r.try_get("expires_at")?));
-        if let Entry::Vacant(v) = b.persons.entry(account.person_id) {
-            let p = v.insert(Person {
-                personal_id: r.try_get("personal_id")?,
-                first_lower: r.try_get("first_lower")?,
-                last_lower: r.try_get("last_lower")?,
-                birth_date: r.try_get("birth_date")?,
-                ..Person::default()
-            });
-            p.exclusions = matching_exclusions(p, account.person_id, r.try_get("exclusions")?)?;
-        }
-        let p = b.persons.get_mut(&account.person_id).expect("inserted above");
+        let p = match b.persons.entry(account.person_id) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) => {
+                let mut p = Person {
+                    personal_id: r.try_get("personal_id")?,
+                    first_lower: r.try_get("first_lower")?,
+                    last_lower: r.try_get("last_lower")?,
+                    birth_date: r.try_get("birth_date")?,
+                    ..Person::default()
+                };
+                p.exclusions = matching_exclusions(&p, account.person_id, r.try_get("exclusions")?)?;
+                v.insert(p)
+            }
+        };
         let member: Option<String> = r.try_get("member_state")?;
         if !p.member_states.contains(&member) {
             p.member_states.push(member);
@@ -153,7 +156,7 @@ pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResul
         return Ok(finish(out, &[]));
     }
 
-    // 3. Earlier requests with these ids, and rollbacks naming them.
+    // 2. Earlier requests with these ids, and rollbacks naming them.
     let mut txn_ids: Vec<(&str, &str)> = Vec::new();
     let mut named: Vec<(&str, &str)> = Vec::new();
     for (i, op) in ops.iter().enumerate() {
@@ -199,7 +202,7 @@ pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResul
         );
     }
 
-    // 4. What the bets being rolled back took from each balance.
+    // 3. What the bets being rolled back took from each balance.
     let stored_bets: Vec<i64> = ops
         .iter()
         .filter(|o| o.kind == Kind::Rollback)
@@ -216,7 +219,7 @@ pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResul
         }
     }
 
-    // 5. Decide, in arrival order.
+    // 4. Decide, in arrival order.
     for (i, op) in ops.iter().enumerate() {
         if out[i].is_some() {
             continue;
@@ -228,7 +231,7 @@ pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResul
         });
     }
 
-    // 6. Write: the entries (their ids go into the answers), the requests, the balances.
+    // 5. Write: the entries (their ids go into the answers), the requests, the balances.
     let ledger_ids = b.write_entries(tx, sql).await?;
     let out = finish(out, &ledger_ids);
     b.write_requests_and_balances(tx, sql, ops, &out, &ledger_ids).await?;
@@ -531,10 +534,9 @@ impl Batch {
             .iter()
             .filter_map(|&i| {
                 let (op, reply) = (&ops[i], out[i].as_ref().ok()?);
-                let account_id = self.known[&(op.game_server.clone(), op.req.transaction_id.clone())].account_id;
-                let ledger_id = resolve(self.known_entry(op), ledger_ids);
+                let known = &self.known[&(op.game_server.clone(), op.req.transaction_id.clone())];
                 let reply = serde_json::to_string(reply).expect("reply serialises");
-                Some((&op.game_server, &op.req.transaction_id, op.kind.code(), account_id, &op.req.round_id, op.req.amount.cents(), &op.req.rollback_transaction_id, ledger_id, reply, op.now))
+                Some((&op.game_server, &op.req.transaction_id, op.kind.code(), known.account_id, &op.req.round_id, op.req.amount.cents(), &op.req.rollback_transaction_id, resolve(known.ledger, ledger_ids), reply, op.now))
             })
             .collect();
         let changes: BTreeMap<i64, _> = self
@@ -543,11 +545,15 @@ impl Batch {
             .filter(|a| a.dirty)
             .map(|a| (a.account.id, (a.delta.bonus, a.delta.deposit, a.delta.winnings, a.account.wagering_left.cents(), a.activity.unwrap_or(a.account.last_activity_at))))
             .collect();
-        let updated = match (&sql.requests_and_balances, requests.is_empty()) {
-            (_, true) if changes.is_empty() => return Ok(()),
-            (_, true) => return Err(Error::Conflict("balances changed without a stored request".into())),
-            (Some(both), false) => execute(tx, both, &[json(&requests), json(&changes)]).await?,
-            (None, false) => {
+        if requests.is_empty() {
+            return match changes.is_empty() {
+                true => Ok(()),
+                false => Err(Error::Conflict("balances changed without a stored request".into())),
+            };
+        }
+        let updated = match &sql.requests_and_balances {
+            Some(both) => execute(tx, both, &[json(&requests), json(&changes)]).await?,
+            None => {
                 execute(tx, &sql.insert_requests, &[json(&requests)]).await?;
                 match changes.is_empty() {
                     true => 0,
@@ -559,10 +565,6 @@ impl Batch {
             return Err(Error::Conflict("an account changed under the batch".into()));
         }
         Ok(())
-    }
-
-    fn known_entry(&self, op: &Op) -> Option<LedgerRef> {
-        self.known.get(&(op.game_server.clone(), op.req.transaction_id.clone())).and_then(|k| k.ledger)
     }
 }
 
