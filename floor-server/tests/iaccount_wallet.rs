@@ -127,6 +127,57 @@ async fn a_rollback_before_its_bet_refuses_the_bet(backend: Backend) {
     assert_eq!(iaccount::get(&store, id).await.unwrap().balances.total(), eur(1000));
 }
 
+/// A batch that had to wait for an account's lock decides with what the transaction it waited for
+/// stored: the bet committed meanwhile is rolled back (not taken for a rollback that came first),
+/// and the rollback committed meanwhile refuses its bet (which changed no balance, only the
+/// account's version).
+async fn a_batch_that_waited_for_an_account_sees_what_the_transaction_before_it_stored(backend: Backend) {
+    let Some((_db, store)) = setup(backend).await else { return };
+    let (id, token) = funded(&store, 1, 1000).await;
+    let rollback = |txn: &str, bet: &str| Op::new(GAME_SERVER, Kind::Rollback, &TxnRequest { rollback_transaction_id: Some(bet.into()), ..req(&token, txn, 0) }, T0 + 2);
+    let bet = |txn: &str| Op::new(GAME_SERVER, Kind::Bet, &req(&token, txn, 400), T0 + 1);
+
+    // The bet commits while the batch with its rollback waits.
+    let b1 = the_second_batch_after_the_first(&store, bet("b1"), rollback("r1", "b1")).await;
+    assert!(b1.as_ref().unwrap().ledger_id.is_some(), "the rollback gave the stake back: {b1:?}");
+    assert_eq!(b1.unwrap().balance.total, eur(1000));
+
+    // The rollback, before its bet, commits while the batch with the bet waits.
+    let b2 = the_second_batch_after_the_first(&store, rollback("r2", "b2"), bet("b2")).await;
+    assert_eq!(refused(b2), Refusal::RolledBack);
+    assert_eq!(iaccount::get(&store, id).await.unwrap().balances.total(), eur(1000));
+    assert_ledger_matches(&store, id).await;
+}
+
+/// Applies `first` in a transaction held open until a batch with `second` waits for the account
+/// (PostgreSQL; on SQLite the batch waits for the one write connection), then commits it; answers
+/// the batch's answer.
+async fn the_second_batch_after_the_first(store: &Store, first: Op, second: Op) -> Result<TxnReply, WalletError> {
+    let mut tx = store.begin().await.unwrap();
+    assert!(batch::apply(&mut tx, &[first]).await.unwrap()[0].is_ok());
+    let waiting = tokio::spawn({
+        let store = store.clone();
+        async move { batch::commit(&store, vec![second]).await.pop().unwrap() }
+    });
+    match store.backend() {
+        Backend::Postgres => {
+            let mut waited = false;
+            for _ in 0..1000 {
+                let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").fetch_one(store.read()).await.unwrap();
+                if n > 0 {
+                    waited = true;
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            assert!(waited, "the batch never waited for the account");
+        }
+        Backend::Sqlite => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+    }
+    tx.commit().await.unwrap();
+    waiting.await.unwrap()
+}
+
 async fn after_the_token_expires_bets_are_refused_but_wins_and_rollbacks_accepted(backend: Backend) {
     let Some((_db, store)) = setup(backend).await else { return };
     let (id, token) = funded(&store, 1, 1000).await;
@@ -901,6 +952,7 @@ on_both_backends!(
     a_repeated_bet_is_answered_again_and_charged_once,
     a_rollback_gives_back_the_stake_once,
     a_rollback_before_its_bet_refuses_the_bet,
+    a_batch_that_waited_for_an_account_sees_what_the_transaction_before_it_stored,
     after_the_token_expires_bets_are_refused_but_wins_and_rollbacks_accepted,
     insufficient_funds_is_refused_with_the_balance,
     a_thousand_concurrent_bets_never_overdraw_one_account,

@@ -100,16 +100,53 @@ pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResul
     // even wins), with their accounts locked in id order (PostgreSQL; SQLite's writer holds the
     // database), each account's limits, and its person's standing for the exclusion gate: club
     // memberships (a person may have more than one: one row each) and the exclusions that could
-    // match the person at some time of the batch's bets. Only when a session is not found is it
-    // asked which of the two is missing.
+    // match the person at some time of the batch's bets. With each session, the game server's
+    // earlier requests with the transaction ids its requests carry or roll back (with what a
+    // stored bet took from each balance), and the rollbacks naming its bets or the bets its
+    // rollbacks name. Only when a session is not found is it asked which of the two is missing.
     let hashes: Vec<String> = ops.iter().map(|o| token_hash(&o.req.token)).collect();
     let bet_times = ops.iter().filter(|o| o.kind == Kind::Bet).map(|o| o.now);
     let (first, last) = (bet_times.clone().min().unwrap_or(0), bet_times.max().unwrap_or(0));
+    let mut keys: Vec<(&str, Vec<&str>, Vec<&str>)> = Vec::new();
+    let mut key_of: HashMap<&str, usize> = HashMap::new();
+    for (i, op) in ops.iter().enumerate() {
+        let k = *key_of.entry(hashes[i].as_str()).or_insert_with(|| {
+            keys.push((hashes[i].as_str(), Vec::new(), Vec::new()));
+            keys.len() - 1
+        });
+        if out[i].is_some() {
+            continue;
+        }
+        let (_, ids, named) = &mut keys[k];
+        ids.push(&op.req.transaction_id);
+        match (op.kind, op.req.rollback_transaction_id.as_deref()) {
+            (Kind::Rollback, Some(target)) => {
+                ids.push(target);
+                named.push(target);
+            }
+            (Kind::Bet, _) => named.push(&op.req.transaction_id),
+            _ => {}
+        }
+    }
+    let keys: Vec<_> = keys.into_iter().map(|(hash, ids, named)| (hash, distinct(ids.into_iter()), distinct(named.into_iter()))).collect();
+    let read = || sqlx::query(AssertSqlSafe(sql.sessions.as_str())).bind(last).bind(first).bind(json(&keys));
+    let mut rows = read().fetch_all(&mut *tx).await?;
+    // The statement read everything as of its start (READ COMMITTED), but took each account's
+    // lock, with its newest row, when it got there: if a transaction that changed an account
+    // committed in between (everything that changes an account or stores a request for it bumps
+    // its `lock_version`), what was read with the account may be older than the account. Read
+    // again: the locks are held now, so nothing can change any more and nothing waits.
+    let moved = rows.iter().map(|r| Ok(r.try_get::<i64, _>("lock_version")? != r.try_get::<i64, _>("seen_version")?)).collect::<Result<Vec<bool>>>()?;
+    if moved.contains(&true) {
+        metrics::counter!("floor_wallet_batch_rereads_total").increment(1);
+        rows = read().fetch_all(&mut *tx).await?;
+    }
     let mut sessions: HashMap<String, (String, i64, Millis)> = HashMap::new();
-    let keys = json(&distinct(hashes.iter().map(String::as_str)));
-    for r in sqlx::query(AssertSqlSafe(sql.sessions.as_str())).bind(last).bind(first).bind(keys).fetch_all(&mut *tx).await? {
+    for r in rows {
         let account = account_from_row(&r)?;
-        sessions.insert(r.try_get("token_hash")?, (r.try_get("game_server")?, account.id, r.try_get("expires_at")?));
+        let game_server: String = r.try_get("game_server")?;
+        b.add_requests(&game_server, r.try_get("requests")?, r.try_get("rollbacks")?)?;
+        sessions.insert(r.try_get("token_hash")?, (game_server, account.id, r.try_get("expires_at")?));
         let p = match b.persons.entry(account.person_id) {
             Entry::Occupied(o) => o.into_mut(),
             Entry::Vacant(v) => {
@@ -156,70 +193,7 @@ pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResul
         return Ok(finish(out, &[]));
     }
 
-    // 2. Earlier requests with these ids, and rollbacks naming them.
-    let mut txn_ids: Vec<(&str, &str)> = Vec::new();
-    let mut named: Vec<(&str, &str)> = Vec::new();
-    for (i, op) in ops.iter().enumerate() {
-        if session_of[i].is_none() {
-            continue;
-        }
-        let gs = op.game_server.as_str();
-        txn_ids.push((gs, &op.req.transaction_id));
-        match (op.kind, op.req.rollback_transaction_id.as_deref()) {
-            (Kind::Rollback, Some(target)) => {
-                txn_ids.push((gs, target));
-                named.push((gs, target));
-            }
-            (Kind::Bet, _) => named.push((gs, &op.req.transaction_id)),
-            _ => {}
-        }
-    }
-    let mut binds = vec![json(&distinct(txn_ids.into_iter()))];
-    let text = match named.is_empty() {
-        true => &sql.requests,
-        false => {
-            binds.push(json(&distinct(named.into_iter())));
-            &sql.requests_and_rollbacks
-        }
-    };
-    for r in fetch(tx, text, &binds).await? {
-        let key = (r.try_get::<String, _>("game_server")?, r.try_get::<String, _>("txn_id")?);
-        if r.try_get::<String, _>("source")? == "rollback" {
-            // a rollback naming `key`'s transaction
-            b.rolled_back.insert(key);
-            continue;
-        }
-        let kind: String = r.try_get("kind")?;
-        b.known.insert(
-            key,
-            Known {
-                kind: Kind::from_code(&kind).ok_or_else(|| Error::invalid(format!("stored request kind {kind}")))?,
-                account_id: r.try_get("account_id")?,
-                amount_cents: r.try_get("amount_cents")?,
-                ledger: r.try_get::<Option<i64>, _>("ledger_id")?.map(LedgerRef::Stored),
-                reply: Answer::Stored(r.try_get("reply")?),
-            },
-        );
-    }
-
-    // 3. What the bets being rolled back took from each balance.
-    let stored_bets: Vec<i64> = ops
-        .iter()
-        .filter(|o| o.kind == Kind::Rollback)
-        .filter_map(|o| o.req.rollback_transaction_id.as_ref().and_then(|t| b.known.get(&(o.game_server.clone(), t.clone()))))
-        .filter_map(|k| match k.ledger {
-            Some(LedgerRef::Stored(id)) if k.kind == Kind::Bet => Some(id),
-            _ => None,
-        })
-        .collect();
-    if !stored_bets.is_empty() {
-        for r in fetch(tx, &sql.bets, &[json(&distinct(stored_bets.into_iter()))]).await? {
-            let d = Delta { bonus: r.try_get("bonus_cents")?, deposit: r.try_get("deposit_cents")?, winnings: r.try_get("winnings_cents")? };
-            b.stored_entries.insert(r.try_get("id")?, d);
-        }
-    }
-
-    // 4. Decide, in arrival order.
+    // 2. Decide, in arrival order.
     for (i, op) in ops.iter().enumerate() {
         if out[i].is_some() {
             continue;
@@ -231,11 +205,9 @@ pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResul
         });
     }
 
-    // 5. Write: the entries (their ids go into the answers), the requests, the balances.
-    let ledger_ids = b.write_entries(tx, sql).await?;
-    let out = finish(out, &ledger_ids);
-    b.write_requests_and_balances(tx, sql, ops, &out, &ledger_ids).await?;
-    Ok(out)
+    // 3. Write the entries, the requests and the balances; the entries' ids go into the answers.
+    let ledger_ids = b.write(tx, sql, ops, &out).await?;
+    Ok(finish(out, &ledger_ids))
 }
 
 /// An answer decided in the batch; its ledger id is known once the entries are written.
@@ -316,11 +288,30 @@ struct Batch {
     rolled_back: HashSet<(String, String)>,
     stored_entries: HashMap<i64, Delta>,
     entries: Vec<NewEntry>,
-    /// Indexes (into the batch's ops) of the requests to store.
-    stored: Vec<usize>,
+    /// The requests to store: index into the batch's ops, account.
+    stored: Vec<(usize, i64)>,
 }
 
 impl Batch {
+    /// A session's earlier requests and the rollbacks naming its bets or the bets its rollbacks
+    /// name, as the sessions statement found them (JSON arrays, [`Statements`]).
+    fn add_requests(&mut self, game_server: &str, requests: Option<String>, rollbacks: Option<String>) -> Result<()> {
+        type Found = (String, String, i64, i64, Option<i64>, String, Option<i64>, Option<i64>, Option<i64>);
+        for (txn_id, kind, account_id, amount_cents, ledger_id, reply, bonus, deposit, winnings) in parse_list::<Found>(requests, "earlier requests")? {
+            if let (Some(id), Some(bonus), Some(deposit), Some(winnings)) = (ledger_id, bonus, deposit, winnings) {
+                // what a stored bet took from each balance, for its rollback
+                self.stored_entries.insert(id, Delta { bonus, deposit, winnings });
+            }
+            let kind = Kind::from_code(&kind).ok_or_else(|| Error::invalid(format!("stored request kind {kind}")))?;
+            let known = Known { kind, account_id, amount_cents, ledger: ledger_id.map(LedgerRef::Stored), reply: Answer::Stored(reply) };
+            self.known.insert((game_server.to_owned(), txn_id), known);
+        }
+        for (bet,) in parse_list::<(String,)>(rollbacks, "rollbacks")? {
+            self.rolled_back.insert((game_server.to_owned(), bet));
+        }
+        Ok(())
+    }
+
     /// The answer to one request, changing the batch's accounts and entries when it succeeds.
     async fn decide(&mut self, tx: &mut AnyConnection, i: usize, op: &Op, account_id: i64, expires_at: Millis) -> Result<WalletResult<Decided>> {
         let key = (op.game_server.clone(), op.req.transaction_id.clone());
@@ -334,7 +325,11 @@ impl Batch {
             Kind::EndRound => Ok(self.reply(op, account_id, None)),
         };
         let Ok(decided) = r else { return Ok(r) };
-        self.stored.push(i);
+        self.stored.push((i, account_id));
+        // A stored request changes its account's row (at least its version), whatever it moved.
+        if let Some(a) = self.accounts.get_mut(&account_id) {
+            a.dirty = true;
+        }
         self.known.insert(
             key,
             Known {
@@ -492,8 +487,64 @@ impl Batch {
         Ok(used)
     }
 
-    /// Writes the batch's entries; answers their ids in order.
-    async fn write_entries(&self, tx: &mut AnyConnection, sql: &Statements) -> Result<Vec<i64>> {
+    /// Writes the batch: its entries; every request answered in this batch (not refusals) with
+    /// its answer, which gets the id of its entry as it is stored; and each changed account's
+    /// balances, the entries' sums added (the CHECK constraints refuse a negative one), with its
+    /// wagering left and last payment time. Answers the entries' ids in order. One statement on
+    /// PostgreSQL. An account changes only with a stored request: a change without one is refused.
+    async fn write(&self, tx: &mut AnyConnection, sql: &Statements, ops: &[Op], out: &[Option<WalletResult<Decided>>]) -> Result<Vec<i64>> {
+        let mut requests = Vec::with_capacity(self.stored.len());
+        for &(i, account_id) in &self.stored {
+            let (op, Some(Ok(decided))) = (&ops[i], &out[i]) else {
+                return Err(Error::invalid("a request to store without its answer"));
+            };
+            let entry = match decided.entry {
+                None => None,
+                Some(LedgerRef::New(n)) => Some(n),
+                Some(LedgerRef::Stored(_)) => return Err(Error::invalid("a new request answered with an earlier entry")),
+            };
+            let reply = serde_json::to_string(&decided.reply).expect("reply serialises");
+            requests.push((&op.game_server, &op.req.transaction_id, op.kind.code(), account_id, &op.req.round_id, op.req.amount.cents(), &op.req.rollback_transaction_id, entry, reply, op.now));
+        }
+        let changes: BTreeMap<i64, _> = self
+            .accounts
+            .values()
+            .filter(|a| a.dirty)
+            .map(|a| (a.account.id, (a.delta.bonus, a.delta.deposit, a.delta.winnings, a.account.wagering_left.cents(), a.activity.unwrap_or(a.account.last_activity_at))))
+            .collect();
+        if requests.is_empty() {
+            return match changes.is_empty() && self.entries.is_empty() {
+                true => Ok(Vec::new()),
+                false => Err(Error::Conflict("balances changed without a stored request".into())),
+            };
+        }
+        let (ids, updated) = match &sql.write {
+            Write::One(text) => {
+                let row = query(text, &[json(&entry_rows(&self.entries)), json(&requests), json(&changes)]).fetch_one(&mut *tx).await?;
+                (parse_list(row.try_get("ids")?, "ledger ids")?, row.try_get::<i64, _>("updated")?)
+            }
+            Write::Each { entries, requests: insert_requests, balances } => {
+                let ids = self.write_entries(tx, entries).await?;
+                execute(tx, insert_requests, &[json(&requests), json(&ids)]).await?;
+                let updated = match changes.is_empty() {
+                    true => 0,
+                    false => execute(tx, balances, &[json(&changes)]).await?,
+                };
+                (ids, i64::try_from(updated).unwrap_or(i64::MAX))
+            }
+        };
+        if ids.len() != self.entries.len() {
+            return Err(Error::Conflict("the ledger did not take every entry".into()));
+        }
+        if updated != changes.len() as i64 {
+            return Err(Error::Conflict("an account changed under the batch".into()));
+        }
+        Ok(ids)
+    }
+
+    /// Writes the batch's entries with a statement that answers each row's id with its account,
+    /// kind and reference (SQLite's RETURNING keeps no order); answers their ids in order.
+    async fn write_entries(&self, tx: &mut AnyConnection, text: &str) -> Result<Vec<i64>> {
         let mut ids = vec![0i64; self.entries.len()];
         // Ids come back matched on (account, kind, reference), which must be unique per statement
         // (it is, but for a repeated transaction id in one batch: then a second statement).
@@ -504,13 +555,8 @@ impl Batch {
             while end < self.entries.len() && seen.insert(entry_key(&self.entries[end])) {
                 end += 1;
             }
-            let run = &self.entries[start..end];
-            let rows: Vec<_> = run
-                .iter()
-                .map(|e| (e.account_id, e.kind.code(), e.delta.bonus, e.delta.deposit, e.delta.winnings, &e.reference, &e.round_id, &e.actor, e.created_at))
-                .collect();
-            let returned = fetch(tx, &sql.insert_entries, &[json(&rows)]).await?;
-            if returned.len() != run.len() {
+            let returned = fetch(tx, text, &[json(&entry_rows(&self.entries[start..end]))]).await?;
+            if returned.len() != end - start {
                 return Err(Error::Conflict("the ledger did not take every entry".into()));
             }
             let by_key: HashMap<(i64, &str, &str), usize> = (start..end).map(|n| (entry_key(&self.entries[n]), n)).collect();
@@ -522,49 +568,6 @@ impl Batch {
             start = end;
         }
         Ok(ids)
-    }
-
-    /// Stores every request answered in this batch (not refusals) with its answer, and adds the
-    /// entries' sums to each changed account's balances (the CHECK constraints refuse a negative
-    /// one), with its wagering left and last payment time. One statement on PostgreSQL (an
-    /// account changes only with a stored request, so there is no change without a request).
-    async fn write_requests_and_balances(&self, tx: &mut AnyConnection, sql: &Statements, ops: &[Op], out: &[WalletResult<TxnReply>], ledger_ids: &[i64]) -> Result<()> {
-        let requests: Vec<_> = self
-            .stored
-            .iter()
-            .filter_map(|&i| {
-                let (op, reply) = (&ops[i], out[i].as_ref().ok()?);
-                let known = &self.known[&(op.game_server.clone(), op.req.transaction_id.clone())];
-                let reply = serde_json::to_string(reply).expect("reply serialises");
-                Some((&op.game_server, &op.req.transaction_id, op.kind.code(), known.account_id, &op.req.round_id, op.req.amount.cents(), &op.req.rollback_transaction_id, resolve(known.ledger, ledger_ids), reply, op.now))
-            })
-            .collect();
-        let changes: BTreeMap<i64, _> = self
-            .accounts
-            .values()
-            .filter(|a| a.dirty)
-            .map(|a| (a.account.id, (a.delta.bonus, a.delta.deposit, a.delta.winnings, a.account.wagering_left.cents(), a.activity.unwrap_or(a.account.last_activity_at))))
-            .collect();
-        if requests.is_empty() {
-            return match changes.is_empty() {
-                true => Ok(()),
-                false => Err(Error::Conflict("balances changed without a stored request".into())),
-            };
-        }
-        let updated = match &sql.requests_and_balances {
-            Some(both) => execute(tx, both, &[json(&requests), json(&changes)]).await?,
-            None => {
-                execute(tx, &sql.insert_requests, &[json(&requests)]).await?;
-                match changes.is_empty() {
-                    true => 0,
-                    false => execute(tx, &sql.update_balances, &[json(&changes)]).await?,
-                }
-            }
-        };
-        if updated != changes.len() as u64 {
-            return Err(Error::Conflict("an account changed under the batch".into()));
-        }
-        Ok(())
     }
 }
 
@@ -619,15 +622,13 @@ fn repeat(k: &Known, op: &Op, account_id: i64) -> WalletResult<Decided> {
     }
 }
 
-fn entry_key(e: &NewEntry) -> (i64, &str, &str) {
-    (e.account_id, e.kind.code(), e.reference.as_str())
+/// Entries as rows for a JSON array parameter.
+fn entry_rows(entries: &[NewEntry]) -> Vec<impl serde::Serialize + '_> {
+    entries.iter().map(|e| (e.account_id, e.kind.code(), e.delta.bonus, e.delta.deposit, e.delta.winnings, &e.reference, &e.round_id, &e.actor, e.created_at)).collect()
 }
 
-fn resolve(entry: Option<LedgerRef>, ledger_ids: &[i64]) -> Option<i64> {
-    match entry? {
-        LedgerRef::Stored(id) => Some(id),
-        LedgerRef::New(n) => Some(ledger_ids[n]),
-    }
+fn entry_key(e: &NewEntry) -> (i64, &str, &str) {
+    (e.account_id, e.kind.code(), e.reference.as_str())
 }
 
 /// The final answers, with the ids of the entries written. A stored answer keeps its own ids.
@@ -658,17 +659,25 @@ fn finish(out: Vec<Option<WalletResult<Decided>>>, ledger_ids: &[i64]) -> Vec<Wa
 /// subquery that it cannot flatten (`OFFSET 0`) and so cannot turn around. That is what lets a
 /// PostgreSQL writer plan each statement once and keep the plan ([`WRITER_SETTINGS`]): there is
 /// no other plan for the table's growth to make better.
+///
+/// A batch reads in one statement (`sessions`; `game_servers` only when a session is missing)
+/// and writes in one on PostgreSQL, three on SQLite: with `BEGIN` and `COMMIT`, four round trips
+/// to PostgreSQL whatever the batch holds.
 pub struct Statements {
     sessions: String,
     game_servers: String,
-    requests: String,
-    requests_and_rollbacks: String,
-    bets: String,
-    insert_entries: String,
-    insert_requests: String,
-    update_balances: String,
-    /// Both on PostgreSQL, in one statement.
-    requests_and_balances: Option<String>,
+    write: Write,
+}
+
+/// How a batch's entries, requests and balances are written.
+enum Write {
+    /// PostgreSQL: one statement. The entries' ids are drawn from the ledger's sequence first, in
+    /// order, so the requests can name them in the same statement ($1 entries, $2 requests, $3
+    /// balance changes; it answers the ids as a JSON array and the accounts it updated).
+    One(String),
+    /// SQLite (no writes in `WITH`): the entries, answering their ids; the requests, given the ids
+    /// ($2); the balances.
+    Each { entries: String, requests: String, balances: String },
 }
 
 impl Statements {
@@ -684,123 +693,124 @@ impl Statements {
 
     /// Every statement with a name, for checking their plans.
     pub fn all(&self) -> Vec<(&'static str, &str)> {
-        [
-            ("sessions", self.sessions.as_str()),
-            ("game_servers", &self.game_servers),
-            ("requests", &self.requests),
-            ("requests_and_rollbacks", &self.requests_and_rollbacks),
-            ("bets", &self.bets),
-            ("insert_entries", &self.insert_entries),
-            ("insert_requests", &self.insert_requests),
-            ("update_balances", &self.update_balances),
-        ]
-        .into_iter()
-        .chain(self.requests_and_balances.as_deref().map(|t| ("requests_and_balances", t)))
-        .collect()
+        let mut all = vec![("sessions", self.sessions.as_str()), ("game_servers", &self.game_servers)];
+        match &self.write {
+            Write::One(text) => all.push(("write", text)),
+            Write::Each { entries, requests, balances } => all.extend([("insert_entries", entries.as_str()), ("insert_requests", requests), ("update_balances", balances)]),
+        }
+        all
     }
 
     fn build(backend: Backend) -> Statements {
-        // Sessions of enabled game servers, sorted by account, then their accounts, each locked
-        // as it is found (PostgreSQL; SQLite's writer holds the whole database): batches lock
-        // accounts in id order, so they cannot deadlock. With each account, its limits, and the
-        // exclusions in force at some time between $2 and $1 that could match its person (one
-        // index search per way of matching: person, birth date, personal ID number; UNION drops
-        // an exclusion found two ways), each list as one JSON array.
-        let mut q = Sql::new(backend, "");
-        let (starts_by, ends_after) = (q.param_text(), q.param_text());
-        let in_force = format!("e.starts_at <= {starts_by} AND (e.ends_at IS NULL OR e.ends_at > {ends_after})");
-        let exclusions = ["e.person_id = p.id", "e.birth_date = p.birth_date", "e.personal_id = p.personal_id"]
-            .map(|on| {
-                format!(
-                    "SELECT e.id, e.kind, e.person_id, e.personal_id, LOWER(e.first_name) AS first_lower, LOWER(e.last_name) AS last_lower, \
-                     e.birth_date, e.starts_at, e.ends_at FROM exclusions e WHERE {on} AND {in_force}"
-                )
-            })
-            .join(" UNION ");
-        let exclusions = q.json_list("x.kind, x.person_id, x.personal_id, x.first_lower, x.last_lower, x.birth_date, x.starts_at, x.ends_at", &format!("({exclusions}) AS x"));
-        let limits = q.json_list("l.id, l.kind, l.period, l.amount_cents, l.effective_at", "iaccount_limits l WHERE l.account_id = a.id");
-        let _ = write!(
-            q.text,
-            "SELECT k.token_hash, k.game_server, k.expires_at, a.id, a.person_id, a.state, a.bonus_cents, a.deposit_cents, a.winnings_cents, \
-             a.wagering_left_cents, a.last_activity_at, p.personal_id, LOWER(p.first_name) AS first_lower, LOWER(p.last_name) AS last_lower, \
-             p.birth_date, m.state AS member_state, {limits} AS limits, {exclusions} AS exclusions \
-             FROM (SELECT s.token_hash, s.game_server, s.expires_at, s.account_id FROM "
-        );
-        q.json_scalars("t")
-            .lookup("wallet_sessions", "s", "s.token_hash = t.value")
-            .lookup("game_servers", "g", "g.id = s.game_server AND g.revoked_at IS NULL")
-            .push(" ORDER BY s.account_id")
-            .push(if backend == Backend::Postgres { " OFFSET 0) AS k" } else { ") AS k" })
-            .locked_lookup("iaccounts", "a", "a.id = k.account_id")
-            .lookup("persons", "p", "p.id = a.person_id")
-            .left_lookup("members", "m", "m.person_id = p.id");
-        let sessions = q.text;
+        Statements { sessions: sessions(backend), game_servers: game_servers(backend), write: write(backend) }
+    }
+}
 
-        let mut q = Sql::new(backend, "SELECT g.id FROM ");
-        q.json_scalars("t").lookup("game_servers", "g", "g.id = t.value AND g.revoked_at IS NULL");
-        let game_servers = q.text;
+/// Sessions of enabled game servers, sorted by account, then their accounts, each locked as it is
+/// found (PostgreSQL; SQLite's writer holds the whole database): batches lock accounts in id
+/// order, so they cannot deadlock. With each account, its limits, and the exclusions in force at
+/// some time between $2 and $1 that could match its person (one index search per way of matching:
+/// person, birth date, personal ID number; UNION drops an exclusion found two ways). With each
+/// session, the game server's earlier requests with the transaction ids listed for the session
+/// (with the ledger entry of a stored bet) and the rollbacks naming the ids listed for that. Each
+/// list comes as one JSON array. $3 is a JSON array of [token hash, [transaction ids], [ids
+/// named by rollbacks]].
+fn sessions(backend: Backend) -> String {
+    let mut q = Sql::new(backend, "");
+    let (starts_by, ends_after) = (q.param_text(), q.param_text());
+    let in_force = format!("e.starts_at <= {starts_by} AND (e.ends_at IS NULL OR e.ends_at > {ends_after})");
+    let exclusions = ["e.person_id = p.id", "e.birth_date = p.birth_date", "e.personal_id = p.personal_id"]
+        .map(|on| {
+            format!(
+                "SELECT e.id, e.kind, e.person_id, e.personal_id, LOWER(e.first_name) AS first_lower, LOWER(e.last_name) AS last_lower, \
+                 e.birth_date, e.starts_at, e.ends_at FROM exclusions e WHERE {on} AND {in_force}"
+            )
+        })
+        .join(" UNION ");
+    let exclusions = q.json_list("x.kind, x.person_id, x.personal_id, x.first_lower, x.last_lower, x.birth_date, x.starts_at, x.ends_at", &format!("({exclusions}) AS x"));
+    let limits = q.json_list("l.id, l.kind, l.period, l.amount_cents, l.effective_at", "iaccount_limits l WHERE l.account_id = a.id");
+    let mut r = Sql::new(backend, "");
+    r.json_scalars_of("k.asked", 1, "i")
+        .lookup("wallet_requests", "r", "r.game_server = k.game_server AND r.txn_id = i.value")
+        .left_lookup("wallet_ledger", "l", "l.id = r.ledger_id AND r.kind = 'bet'");
+    let requests = q.json_list("r.txn_id, r.kind, r.account_id, r.amount_cents, r.ledger_id, r.reply, l.bonus_cents, l.deposit_cents, l.winnings_cents", &r.text);
+    let mut n = Sql::new(backend, "");
+    n.json_scalars_of("k.asked", 2, "n").lookup("wallet_requests", "r", "r.game_server = k.game_server AND r.ref_txn_id = n.value AND r.kind = 'rollback'");
+    let rollbacks = q.json_list("r.ref_txn_id", &n.text);
+    let _ = write!(
+        q.text,
+        "SELECT k.token_hash, k.game_server, k.expires_at, a.id, a.person_id, a.state, a.bonus_cents, a.deposit_cents, a.winnings_cents, \
+         a.wagering_left_cents, a.last_activity_at, p.personal_id, LOWER(p.first_name) AS first_lower, LOWER(p.last_name) AS last_lower, \
+         p.birth_date, m.state AS member_state, a.lock_version, (SELECT v.lock_version FROM iaccounts v WHERE v.id = a.id) AS seen_version, {limits} AS limits, {exclusions} AS exclusions, {requests} AS requests, {rollbacks} AS rollbacks \
+         FROM (SELECT t.value AS asked, s.token_hash, s.game_server, s.expires_at, s.account_id FROM "
+    );
+    q.json_rows("t")
+        .lookup("wallet_sessions", "s", "s.token_hash = t.value ->> 0")
+        .lookup("game_servers", "g", "g.id = s.game_server AND g.revoked_at IS NULL")
+        .push(" ORDER BY s.account_id")
+        .push(if backend == Backend::Postgres { " OFFSET 0) AS k" } else { ") AS k" })
+        .locked_lookup("iaccounts", "a", "a.id = k.account_id")
+        .lookup("persons", "p", "p.id = a.person_id")
+        .left_lookup("members", "m", "m.person_id = p.id");
+    q.text
+}
 
-        // Earlier requests with these ids; then also the rollbacks naming them.
-        let mut q = Sql::new(backend, "SELECT 'request' AS source, r.game_server, r.txn_id, r.kind, r.account_id, r.amount_cents, r.ledger_id, r.reply FROM ");
-        q.json_rows("k").lookup("wallet_requests", "r", "r.game_server = k.value ->> 0 AND r.txn_id = k.value ->> 1");
-        let requests = q.text.clone();
-        q.push(" UNION ALL SELECT 'rollback', r.game_server, r.ref_txn_id, r.kind, r.account_id, r.amount_cents, r.ledger_id, r.reply FROM ");
-        q.json_rows("n").lookup("wallet_requests", "r", "r.game_server = n.value ->> 0 AND r.ref_txn_id = n.value ->> 1 AND r.kind = 'rollback'");
-        let requests_and_rollbacks = q.text;
+/// Which of the game servers ($1) are enabled.
+fn game_servers(backend: Backend) -> String {
+    let mut q = Sql::new(backend, "SELECT g.id FROM ");
+    q.json_scalars("t").lookup("game_servers", "g", "g.id = t.value AND g.revoked_at IS NULL");
+    q.text
+}
 
-        let mut q = Sql::new(backend, "SELECT l.id, l.bonus_cents, l.deposit_cents, l.winnings_cents FROM ");
-        q.json_scalars("t").lookup("wallet_ledger", "l", "l.id = CAST(t.value AS BIGINT)");
-        let bets = q.text;
-
-        let mut q = Sql::new(
-            backend,
-            "INSERT INTO wallet_ledger (account_id, kind, bonus_cents, deposit_cents, winnings_cents, reference, round_id, actor, created_at) \
-             SELECT CAST(e.value ->> 0 AS BIGINT), e.value ->> 1, CAST(e.value ->> 2 AS BIGINT), CAST(e.value ->> 3 AS BIGINT), \
-             CAST(e.value ->> 4 AS BIGINT), e.value ->> 5, e.value ->> 6, e.value ->> 7, CAST(e.value ->> 8 AS BIGINT) FROM ",
-        );
-        q.json_rows("e").push(" RETURNING id, account_id, kind, reference");
-        let insert_entries = q.text;
-
-        let mut q = Sql::new(
-            backend,
+/// The writes ([`Write`]).
+fn write(backend: Backend) -> Write {
+    const ENTRY_COLUMNS: &str = "account_id, kind, bonus_cents, deposit_cents, winnings_cents, reference, round_id, actor, created_at";
+    let entry_values = |e: &str| {
+        format!(
+            "CAST({e} ->> 0 AS BIGINT), {e} ->> 1, CAST({e} ->> 2 AS BIGINT), CAST({e} ->> 3 AS BIGINT), CAST({e} ->> 4 AS BIGINT), \
+             {e} ->> 5, {e} ->> 6, {e} ->> 7, CAST({e} ->> 8 AS BIGINT)"
+        )
+    };
+    // A request row: [game server, txn id, kind, account, round, amount, rolled back txn id, the
+    // index of its new entry, answer, time]. `ledger` is the entry's id; the answer gets it too.
+    let insert_requests = |ledger: &str, with_id: &str, from: &str| {
+        format!(
             "INSERT INTO wallet_requests (game_server, txn_id, kind, account_id, round_id, amount_cents, ref_txn_id, ledger_id, status, reply, created_at) \
              SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2, CAST(r.value ->> 3 AS BIGINT), r.value ->> 4, CAST(r.value ->> 5 AS BIGINT), \
-             r.value ->> 6, CAST(r.value ->> 7 AS BIGINT), 200, r.value ->> 8, CAST(r.value ->> 9 AS BIGINT) FROM ",
-        );
-        q.json_rows("r");
-        let insert_requests = q.text;
-
-        // The changes as one JSON object: account id -> [bonus, deposit, winnings, wagering left,
-        // last activity]. PostgreSQL cannot be told the join order of an UPDATE, so there the
-        // statement has no join: the accounts are searched by the object's keys in one index
-        // scan, and each finds its own changes by its id.
-        let postgres_update = |p: &str| {
-            let field = |i: usize| format!("CAST({p}::jsonb -> CAST(a.id AS TEXT) ->> {i} AS BIGINT)");
-            format!(
-                "UPDATE iaccounts AS a SET bonus_cents = a.bonus_cents + {}, deposit_cents = a.deposit_cents + {}, winnings_cents = a.winnings_cents + {}, \
-                 wagering_left_cents = {}, last_activity_at = {}, lock_version = a.lock_version + 1 \
-                 WHERE a.id = ANY(ARRAY(SELECT CAST(k AS BIGINT) FROM jsonb_object_keys({p}::jsonb) AS k))",
-                field(0),
-                field(1),
-                field(2),
-                field(3),
-                field(4)
-            )
-        };
-        let (update_balances, requests_and_balances) = match backend {
-            // Both writes in one statement: the requests in a WITH, the update its answer.
-            Backend::Postgres => (postgres_update("$1"), Some(format!("WITH stored AS ({insert_requests}) {}", postgres_update("$2")))),
-            Backend::Sqlite => (
-                "UPDATE iaccounts SET bonus_cents = bonus_cents + CAST(d.value ->> 0 AS BIGINT), deposit_cents = deposit_cents + CAST(d.value ->> 1 AS BIGINT), \
-                 winnings_cents = winnings_cents + CAST(d.value ->> 2 AS BIGINT), wagering_left_cents = CAST(d.value ->> 3 AS BIGINT), \
-                 last_activity_at = CAST(d.value ->> 4 AS BIGINT), lock_version = lock_version + 1 \
-                 FROM json_each($1) AS d WHERE iaccounts.id = CAST(d.key AS BIGINT)"
-                    .to_owned(),
-                None,
-            ),
-        };
-
-        Statements { sessions, game_servers, requests, requests_and_rollbacks, bets, insert_entries, insert_requests, update_balances, requests_and_balances }
+             r.value ->> 6, {ledger}, 200, CASE WHEN r.value ->> 7 IS NULL THEN r.value ->> 8 ELSE {with_id} END, CAST(r.value ->> 9 AS BIGINT) FROM {from}"
+        )
+    };
+    // The changes as one JSON object: account id -> [bonus, deposit, winnings, wagering left, last
+    // activity].
+    let update = "UPDATE iaccounts AS a SET bonus_cents = a.bonus_cents + {0}, deposit_cents = a.deposit_cents + {1}, winnings_cents = a.winnings_cents + {2}, \
+                  wagering_left_cents = {3}, last_activity_at = {4}, lock_version = a.lock_version + 1";
+    let update = |field: &dyn Fn(usize) -> String| (0..5).fold(update.to_owned(), |u, i| u.replace(&format!("{{{i}}}"), &field(i)));
+    match backend {
+        Backend::Postgres => {
+            let ledger = "i.ids[CAST(r.value ->> 7 AS INT) + 1]";
+            let requests = insert_requests(ledger, &format!("CAST(jsonb_set(CAST(r.value ->> 8 AS jsonb), '{{ledger_id}}', to_jsonb({ledger})) AS TEXT)"), "ids i, jsonb_array_elements($2::jsonb) AS r(value)");
+            // PostgreSQL cannot be told the join order of an UPDATE, so it has no join: the
+            // accounts are searched by the object's keys in one index scan, and each finds its own
+            // changes by its id.
+            let balances = update(&|i| format!("CAST($3::jsonb -> CAST(a.id AS TEXT) ->> {i} AS BIGINT)"));
+            Write::One(format!(
+                "WITH drawn AS MATERIALIZED (SELECT e.n, e.value, nextval('wallet_ledger_id_seq') AS id FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(value, n)), \
+                 ids AS MATERIALIZED (SELECT array_agg(d.id ORDER BY d.n) AS ids FROM drawn d), \
+                 entries AS (INSERT INTO wallet_ledger (id, {ENTRY_COLUMNS}) SELECT d.id, {} FROM drawn d ORDER BY d.n), \
+                 requests AS ({requests}), \
+                 balances AS ({balances} WHERE a.id = ANY(ARRAY(SELECT CAST(k AS BIGINT) FROM jsonb_object_keys($3::jsonb) AS k)) RETURNING a.id) \
+                 SELECT CAST(array_to_json(i.ids) AS TEXT) AS ids, (SELECT count(*) FROM balances) AS updated FROM ids i",
+                entry_values("d.value")
+            ))
+        }
+        Backend::Sqlite => {
+            let ledger = "$2 ->> CAST(r.value ->> 7 AS INTEGER)";
+            Write::Each {
+                entries: format!("INSERT INTO wallet_ledger ({ENTRY_COLUMNS}) SELECT {} FROM json_each($1) AS e RETURNING id, account_id, kind, reference", entry_values("e.value")),
+                requests: insert_requests(ledger, &format!("json_set(r.value ->> 8, '$.ledger_id', {ledger})"), "json_each($1) AS r"),
+                balances: format!("{} FROM json_each($1) AS d WHERE a.id = CAST(d.key AS BIGINT)", update(&|i| format!("CAST(d.value ->> {i} AS BIGINT)"))),
+            }
+        }
     }
 }
 
@@ -837,6 +847,16 @@ impl Sql {
     /// SQLite value) in `alias.value`.
     fn json_scalars(&mut self, alias: &str) -> &mut Sql {
         self.json_table("jsonb_array_elements_text", alias)
+    }
+
+    /// The scalar elements of the JSON array at `index` in the JSON array `column` as rows named
+    /// `alias`, each as text (or an SQLite value) in `alias.value`.
+    fn json_scalars_of(&mut self, column: &str, index: usize, alias: &str) -> &mut Sql {
+        let _ = match self.postgres {
+            true => write!(self.text, "jsonb_array_elements_text({column} -> {index}) AS {alias}(value)"),
+            false => write!(self.text, "json_each({column}, '$[{index}]') AS {alias}"),
+        };
+        self
     }
 
     /// SQLite's `json_each`, or `postgres_function`, over the next parameter.
