@@ -503,8 +503,7 @@ impl Batch {
                 Some(LedgerRef::New(n)) => Some(n),
                 Some(LedgerRef::Stored(_)) => return Err(Error::invalid("a new request answered with an earlier entry")),
             };
-            let reply = serde_json::to_string(&decided.reply).expect("reply serialises");
-            requests.push((&op.game_server, &op.req.transaction_id, op.kind.code(), account_id, &op.req.round_id, op.req.amount.cents(), &op.req.rollback_transaction_id, entry, reply, op.now));
+            requests.push((&op.game_server, &op.req.transaction_id, op.kind.code(), account_id, &op.req.round_id, op.req.amount.cents(), &op.req.rollback_transaction_id, entry, &decided.reply, op.now));
         }
         let changes: BTreeMap<i64, _> = self
             .accounts
@@ -772,43 +771,50 @@ fn write(backend: Backend) -> Write {
         )
     };
     // A request row: [game server, txn id, kind, account, round, amount, rolled back txn id, the
-    // index of its new entry, answer, time]. `ledger` is the entry's id; the answer gets it too.
-    let insert_requests = |ledger: &str, with_id: &str, from: &str| {
+    // index of its new entry, answer (a JSON object), time]. `ledger` is the entry's id; the
+    // answer gets it too, by `with_id`.
+    let insert_requests = |ledger: &str, with_id: &dyn Fn(&str) -> String, from: &str| {
         format!(
             "INSERT INTO wallet_requests (game_server, txn_id, kind, account_id, round_id, amount_cents, ref_txn_id, ledger_id, status, reply, created_at) \
              SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2, CAST(r.value ->> 3 AS BIGINT), r.value ->> 4, CAST(r.value ->> 5 AS BIGINT), \
-             r.value ->> 6, {ledger}, 200, CASE WHEN r.value ->> 7 IS NULL THEN r.value ->> 8 ELSE {with_id} END, CAST(r.value ->> 9 AS BIGINT) FROM {from}"
+             r.value ->> 6, {ledger}, 200, CASE WHEN r.value ->> 7 IS NULL THEN r.value ->> 8 ELSE {} END, CAST(r.value ->> 9 AS BIGINT) FROM {from}",
+            with_id(ledger)
         )
     };
     // The changes as one JSON object: account id -> [bonus, deposit, winnings, wagering left, last
-    // activity].
-    let update = "UPDATE iaccounts AS a SET bonus_cents = a.bonus_cents + {0}, deposit_cents = a.deposit_cents + {1}, winnings_cents = a.winnings_cents + {2}, \
-                  wagering_left_cents = {3}, last_activity_at = {4}, lock_version = a.lock_version + 1";
-    let update = |field: &dyn Fn(usize) -> String| (0..5).fold(update.to_owned(), |u, i| u.replace(&format!("{{{i}}}"), &field(i)));
+    // activity]; `field(i)` reads the i-th of an account's.
+    let balances = |field: &dyn Fn(usize) -> String| {
+        let values = format!("a.bonus_cents + {}, a.deposit_cents + {}, a.winnings_cents + {}, {}, {}, a.lock_version + 1", field(0), field(1), field(2), field(3), field(4));
+        ("bonus_cents, deposit_cents, winnings_cents, wagering_left_cents, last_activity_at, lock_version", values)
+    };
     match backend {
         Backend::Postgres => {
             let ledger = "i.ids[CAST(r.value ->> 7 AS INT) + 1]";
-            let requests = insert_requests(ledger, &format!("CAST(jsonb_set(CAST(r.value ->> 8 AS jsonb), '{{ledger_id}}', to_jsonb({ledger})) AS TEXT)"), "ids i, jsonb_array_elements($2::jsonb) AS r(value)");
+            let requests = insert_requests(ledger, &|id| format!("CAST(jsonb_set(r.value -> 8, '{{ledger_id}}', to_jsonb({id})) AS TEXT)"), "ids i, jsonb_array_elements($2::jsonb) AS r(value)");
             // PostgreSQL cannot be told the join order of an UPDATE, so it has no join: the
             // accounts are searched by the object's keys in one index scan, and each finds its own
-            // changes by its id.
-            let balances = update(&|i| format!("CAST($3::jsonb -> CAST(a.id AS TEXT) ->> {i} AS BIGINT)"));
+            // changes by its id. Each parameter is parsed once (`changes`, and the function scans):
+            // a cast of a parameter in a generic plan is evaluated again for every row.
+            let (columns, values) = balances(&|i| format!("CAST(x.v ->> {i} AS BIGINT)"));
             Write::One(format!(
                 "WITH drawn AS MATERIALIZED (SELECT e.n, e.value, nextval('wallet_ledger_id_seq') AS id FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(value, n)), \
                  ids AS MATERIALIZED (SELECT array_agg(d.id ORDER BY d.n) AS ids FROM drawn d), \
                  entries AS (INSERT INTO wallet_ledger (id, {ENTRY_COLUMNS}) SELECT d.id, {} FROM drawn d ORDER BY d.n), \
                  requests AS ({requests}), \
-                 balances AS ({balances} WHERE a.id = ANY(ARRAY(SELECT CAST(k AS BIGINT) FROM jsonb_object_keys($3::jsonb) AS k)) RETURNING a.id) \
+                 changes AS MATERIALIZED (SELECT CAST($3 AS jsonb) AS c), \
+                 balances AS (UPDATE iaccounts AS a SET ({columns}) = (SELECT {values} FROM (SELECT c.c -> CAST(a.id AS TEXT) AS v FROM changes c) AS x) \
+                 WHERE a.id = ANY(ARRAY(SELECT CAST(k AS BIGINT) FROM changes c, jsonb_object_keys(c.c) AS k)) RETURNING a.id) \
                  SELECT CAST(array_to_json(i.ids) AS TEXT) AS ids, (SELECT count(*) FROM balances) AS updated FROM ids i",
                 entry_values("d.value")
             ))
         }
         Backend::Sqlite => {
             let ledger = "$2 ->> CAST(r.value ->> 7 AS INTEGER)";
+            let (columns, values) = balances(&|i| format!("CAST(d.value ->> {i} AS BIGINT)"));
             Write::Each {
                 entries: format!("INSERT INTO wallet_ledger ({ENTRY_COLUMNS}) SELECT {} FROM json_each($1) AS e RETURNING id, account_id, kind, reference", entry_values("e.value")),
-                requests: insert_requests(ledger, &format!("json_set(r.value ->> 8, '$.ledger_id', {ledger})"), "json_each($1) AS r"),
-                balances: format!("{} FROM json_each($1) AS d WHERE a.id = CAST(d.key AS BIGINT)", update(&|i| format!("CAST(d.value ->> {i} AS BIGINT)"))),
+                requests: insert_requests(ledger, &|id| format!("json_set(r.value ->> 8, '$.ledger_id', {id})"), "json_each($1) AS r"),
+                balances: format!("UPDATE iaccounts AS a SET ({columns}) = ({values}) FROM json_each($1) AS d WHERE a.id = CAST(d.key AS BIGINT)"),
             }
         }
     }
