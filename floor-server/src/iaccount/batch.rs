@@ -7,16 +7,19 @@
 //! durable commit per batch instead of per request, and a fixed number of statements per batch
 //! instead of about eleven per request, is what lets the wallet keep up with game servers.
 //!
-//! [`apply`] reads everything the batch needs in a few statements (the sessions, the game
-//! servers, the accounts under their row locks in id order, earlier requests with these
-//! transaction ids and rollbacks naming them, the bets being rolled back, the players' standing
-//! and limits), decides every request in memory in arrival order, exactly as one request at a
-//! time would, and writes the ledger entries, the requests and the balance changes in a few
-//! multi-row statements. A refusal writes nothing, so a refused request needs no savepoint. A
-//! fault (a database error, a constraint) rolls the whole batch back; the writer then applies each
-//! request on its own, so one bad request never takes the others with it. The balance update adds
-//! the entries' own sums (never a number computed elsewhere) under the CHECK constraints, so the
-//! ledger sums to the balances whatever happens.
+//! [`apply`] reads everything the batch needs in one statement (the sessions, the game servers,
+//! the accounts under their row locks in id order, the players' standing and limits, earlier
+//! requests with these transaction ids, rollbacks naming them and the bets being rolled back),
+//! decides every request in memory in arrival order, exactly as one request at a time would, and
+//! writes the ledger entries, the requests and the balance changes in one statement on PostgreSQL
+//! (three on SQLite): four round trips with `BEGIN` and `COMMIT` (one more for each bet of a
+//! player with limits, which sums what the player used, and for the case below). A statement
+//! reads as of its start but locks as it goes, so a batch whose accounts moved while it waited
+//! for them reads again under the locks. A refusal writes nothing, so a refused request needs no
+//! savepoint. A fault (a database error, a constraint) rolls the whole batch back; the writer
+//! then applies each request on its own, so one bad request never takes the others with it. The
+//! balance update adds the entries' own sums (never a number computed elsewhere) under the CHECK
+//! constraints, so the ledger sums to the balances whatever happens.
 //!
 //! Requests of one session token always go to the same writer; PostgreSQL runs several writers,
 //! and their batches lock accounts in one statement in id order, so they cannot deadlock. A single
@@ -661,7 +664,7 @@ fn finish(out: Vec<Option<WalletResult<Decided>>>, ledger_ids: &[i64]) -> Vec<Wa
 ///
 /// A batch reads in one statement (`sessions`; `game_servers` only when a session is missing)
 /// and writes in one on PostgreSQL, three on SQLite: with `BEGIN` and `COMMIT`, four round trips
-/// to PostgreSQL whatever the batch holds.
+/// to PostgreSQL (more only for a missing session, a re-read, or a bet of a player with limits).
 pub struct Statements {
     sessions: String,
     game_servers: String,
