@@ -139,8 +139,11 @@ pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResul
     // committed in between (everything that changes an account or stores a request for it bumps
     // its `lock_version`), what was read with the account may be older than the account. Read
     // again: the locks are held now, so nothing can change any more and nothing waits.
-    let moved = rows.iter().map(|r| Ok(r.try_get::<i64, _>("lock_version")? != r.try_get::<i64, _>("seen_version")?)).collect::<Result<Vec<bool>>>()?;
-    if moved.contains(&true) {
+    let mut moved = false;
+    for r in &rows {
+        moved |= r.try_get::<i64, _>("lock_version")? != r.try_get::<i64, _>("seen_version")?;
+    }
+    if moved {
         metrics::counter!("floor_wallet_batch_rereads_total").increment(1);
         rows = read().fetch_all(&mut *tx).await?;
     }
@@ -217,7 +220,8 @@ pub async fn apply(tx: &mut AnyConnection, ops: &[Op]) -> Result<Vec<WalletResul
 #[derive(Debug, Clone)]
 struct Decided {
     reply: TxnReply,
-    entry: Option<LedgerRef>,
+    /// The index of its entry among the batch's new ones.
+    entry: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -339,7 +343,7 @@ impl Batch {
                 kind: op.kind,
                 account_id,
                 amount_cents: op.req.amount.cents(),
-                ledger: decided.entry,
+                ledger: decided.entry.map(LedgerRef::New),
                 reply: Answer::New(Box::new(decided.clone())),
             },
         );
@@ -440,7 +444,7 @@ impl Batch {
     }
 
     /// Adds an entry to write and applies it to the account; its reference is the request's id.
-    fn post(&mut self, account_id: i64, kind: EntryKind, delta: Delta, op: &Op, activity: bool) -> LedgerRef {
+    fn post(&mut self, account_id: i64, kind: EntryKind, delta: Delta, op: &Op, activity: bool) -> usize {
         self.entries.push(NewEntry {
             account_id,
             kind,
@@ -451,7 +455,7 @@ impl Batch {
             created_at: op.now,
         });
         self.apply_delta(account_id, delta, activity.then_some(op.now));
-        LedgerRef::New(self.entries.len() - 1)
+        self.entries.len() - 1
     }
 
     fn apply_delta(&mut self, account_id: i64, d: Delta, activity: Option<Millis>) {
@@ -467,7 +471,7 @@ impl Batch {
         a.dirty = true;
     }
 
-    fn reply(&mut self, op: &Op, account_id: i64, entry: Option<LedgerRef>) -> Decided {
+    fn reply(&mut self, op: &Op, account_id: i64, entry: Option<usize>) -> Decided {
         let balance: BalanceView = self.accounts[&account_id].account.balances.into();
         Decided { reply: TxnReply { transaction_id: op.req.transaction_id.clone(), ledger_id: None, balance }, entry }
     }
@@ -501,12 +505,7 @@ impl Batch {
             let (op, Some(Ok(decided))) = (&ops[i], &out[i]) else {
                 return Err(Error::invalid("a request to store without its answer"));
             };
-            let entry = match decided.entry {
-                None => None,
-                Some(LedgerRef::New(n)) => Some(n),
-                Some(LedgerRef::Stored(_)) => return Err(Error::invalid("a new request answered with an earlier entry")),
-            };
-            requests.push((&op.game_server, &op.req.transaction_id, op.kind.code(), account_id, &op.req.round_id, op.req.amount.cents(), &op.req.rollback_transaction_id, entry, &decided.reply, op.now));
+            requests.push((&op.game_server, &op.req.transaction_id, op.kind.code(), account_id, &op.req.round_id, op.req.amount.cents(), &op.req.rollback_transaction_id, decided.entry, &decided.reply, op.now));
         }
         let changes: BTreeMap<i64, _> = self
             .accounts
@@ -639,7 +638,7 @@ fn finish(out: Vec<Option<WalletResult<Decided>>>, ledger_ids: &[i64]) -> Vec<Wa
         .map(|r| {
             let d = r.expect("every request answered")?;
             let mut reply = d.reply;
-            if let Some(LedgerRef::New(n)) = d.entry {
+            if let Some(n) = d.entry {
                 reply.ledger_id = Some(ledger_ids[n]);
             }
             Ok(reply)
@@ -861,19 +860,21 @@ impl Sql {
     /// The scalar elements of the JSON array at `index` in the JSON array `column` as rows named
     /// `alias`, each as text (or an SQLite value) in `alias.value`.
     fn json_scalars_of(&mut self, column: &str, index: usize, alias: &str) -> &mut Sql {
-        let _ = match self.postgres {
-            true => write!(self.text, "jsonb_array_elements_text({column} -> {index}) AS {alias}(value)"),
-            false => write!(self.text, "json_each({column}, '$[{index}]') AS {alias}"),
-        };
-        self
+        self.json_elements("jsonb_array_elements_text", &format!("{column} -> {index}"), &format!("{column}, '$[{index}]'"), alias)
     }
 
     /// SQLite's `json_each`, or `postgres_function`, over the next parameter.
     fn json_table(&mut self, postgres_function: &str, alias: &str) -> &mut Sql {
         let p = self.param_text();
+        self.json_elements(postgres_function, &format!("{p}::jsonb"), &p, alias)
+    }
+
+    /// `postgres_function(postgres_source)`, or SQLite's `json_each(sqlite_arguments)`, as rows
+    /// named `alias`.
+    fn json_elements(&mut self, postgres_function: &str, postgres_source: &str, sqlite_arguments: &str, alias: &str) -> &mut Sql {
         let _ = match self.postgres {
-            true => write!(self.text, "{postgres_function}({p}::jsonb) AS {alias}(value)"),
-            false => write!(self.text, "json_each({p}) AS {alias}"),
+            true => write!(self.text, "{postgres_function}({postgres_source}) AS {alias}(value)"),
+            false => write!(self.text, "json_each({sqlite_arguments}) AS {alias}"),
         };
         self
     }
