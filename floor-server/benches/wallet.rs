@@ -6,9 +6,15 @@
 //! one transaction per request (the design before group commit), and the raw limit of one durable
 //! transaction per operation (a single-row INSERT committed on its own).
 //!
+//! Each figure is of a steady state: it follows a warm-up of `BENCH_WARMUP` operations of its own
+//! kind, not measured, in which the writers open their connections and prepare their statements
+//! and the database's caches fill (the first requests waited 30 to 40 ms, and in a figure of
+//! 10,000 they counted towards the p99).
+//!
 //! `cargo bench -p floor-server --bench wallet` (both databases). Environment:
 //! `BENCH_BACKEND=sqlite|postgres|both`, `BENCH_ACCOUNTS` (default 200), `BENCH_OPS` per
-//! measurement (default 10000), `BENCH_CONCURRENCY` requests in flight (default 32),
+//! measurement (default 10000), `BENCH_WARMUP` before each (default 1000),
+//! `BENCH_CONCURRENCY` requests in flight (default 32),
 //! `BENCH_ROUNDS` (default 3; medians are reported), `BENCH_WALLET_WRITERS` (default: the
 //! server's, 1 on SQLite and 2 on PostgreSQL).
 
@@ -65,12 +71,14 @@ struct Round {
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let accounts = env("BENCH_ACCOUNTS", 200).max(1);
-    let ops = env("BENCH_OPS", 10_000).max(2);
-    let concurrency = env("BENCH_CONCURRENCY", 32).max(1);
+    let load = Load { ops: env("BENCH_OPS", 10_000).max(2), warmup: env("BENCH_WARMUP", 1_000), concurrency: env("BENCH_CONCURRENCY", 32).max(1) };
     let rounds = env("BENCH_ROUNDS", 3).max(1);
-    println!("wallet: {ops} bets and wins per measurement, {concurrency} in flight, spread over {accounts} accounts or on one; {rounds} rounds");
+    println!(
+        "wallet: {} bets and wins per measurement after {} not measured, {} in flight, spread over {accounts} accounts or on one; {rounds} rounds",
+        load.ops, load.warmup, load.concurrency
+    );
     for backend in backends() {
-        let results = run_rounds(&runtime, backend, rounds, || round(backend, accounts, ops, concurrency));
+        let results = run_rounds(&runtime, backend, rounds, || round(backend, accounts, load));
         if results.is_empty() {
             continue;
         }
@@ -129,7 +137,18 @@ async fn setup_accounts(store: &Store, n: usize) -> Vec<(i64, String)> {
     out
 }
 
-async fn round(backend: Backend, n: usize, ops: usize, concurrency: usize) -> Option<Round> {
+/// How much each measurement runs.
+#[derive(Clone, Copy)]
+struct Load {
+    /// Operations measured.
+    ops: usize,
+    /// Operations run before them, not measured.
+    warmup: usize,
+    /// Operations in flight.
+    concurrency: usize,
+}
+
+async fn round(backend: Backend, n: usize, load: Load) -> Option<Round> {
     let db = TestDb::new(backend).await?;
     let store = db.store().await;
     let accounts = Arc::new(setup_accounts(&store, n).await);
@@ -137,9 +156,9 @@ async fn round(backend: Backend, n: usize, ops: usize, concurrency: usize) -> Op
     config.wallet.writers = writers(backend);
     let server = TestServer::start(store.clone(), T0, config).await;
     let base = format!("http://{}", server.addr);
-    let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
+    let http = reqwest::Client::builder().pool_max_idle_per_host(load.concurrency).build().unwrap();
 
-    let trivial_http = drive(ops, concurrency, {
+    let trivial_http = drive(load, {
         let (http, base) = (http.clone(), base.clone());
         move |_| {
             let (http, base) = (http.clone(), base.clone());
@@ -151,35 +170,49 @@ async fn round(backend: Backend, n: usize, ops: usize, concurrency: usize) -> Op
         }
     })
     .await;
-    let spread = drive(ops, concurrency, http_op(&http, &base, &accounts, "s", false)).await;
-    let hot = drive(ops, concurrency, http_op(&http, &base, &accounts, "h", true)).await;
+    let spread = drive(load, http_op(&http, &base, &accounts, "s", false)).await;
+    let hot = drive(load, http_op(&http, &base, &accounts, "h", true)).await;
     let (writer, writer_tasks) = WalletWriter::start(store.clone(), &WalletSettings { writers: writers(backend), ..WalletSettings::default() });
-    let in_process_spread = drive(ops, concurrency, grouped_op(&writer, &accounts, "gs", false)).await;
-    let in_process_hot = drive(ops, concurrency, grouped_op(&writer, &accounts, "gh", true)).await;
+    let in_process_spread = drive(load, grouped_op(&writer, &accounts, "gs", false)).await;
+    let in_process_hot = drive(load, grouped_op(&writer, &accounts, "gh", true)).await;
     drop(writer);
     for t in writer_tasks {
         t.await.unwrap();
     }
-    let per_txn_spread = drive(ops, concurrency, direct_op(&store, &accounts, "ds", false)).await;
-    let per_txn_hot = drive(ops, concurrency, direct_op(&store, &accounts, "dh", true)).await;
+    let per_txn_spread = drive(load, direct_op(&store, &accounts, "ds", false)).await;
+    let per_txn_hot = drive(load, direct_op(&store, &accounts, "dh", true)).await;
     for (id, _) in accounts.iter() {
         let a = iaccount::get(&store, *id).await.unwrap();
         let sums = iaccount::ledger_sums(&store, *id).await.unwrap();
         assert_eq!(sums.deposit + sums.winnings + sums.bonus, a.balances.total().cents(), "the ledger sums to the balance");
     }
-    let raw_commit = raw_commits(&store, accounts[0].0, ops, concurrency).await;
+    let raw_commit = raw_commits(&store, accounts[0].0, load).await;
     // The server closes the store when it stops.
     server.shutdown().await.unwrap();
     Some(Round { spread, hot, in_process_spread, in_process_hot, per_txn_spread, per_txn_hot, trivial_http, raw_commit })
 }
 
-/// Runs `ops` operations, `concurrency` at a time; `op(i)` is the i-th. Returns the figure.
-async fn drive<F, Fut>(ops: usize, concurrency: usize, op: F) -> Figure
+/// Runs the warm-up, then the measured operations (`op(i)` is the i-th: 0 to `ops` measured, the
+/// warm-up's after them), `concurrency` at a time. Returns the measured figure.
+async fn drive<F, Fut>(load: Load, op: F) -> Figure
 where
     F: Fn(usize) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
-    let next = Arc::new(AtomicUsize::new(0));
+    run(load.ops..load.ops + load.warmup, load.concurrency, op.clone()).await;
+    run(0..load.ops, load.concurrency, op).await
+}
+
+/// Runs the operations `ops`, `concurrency` at a time. Returns their figure.
+async fn run<F, Fut>(ops: std::ops::Range<usize>, concurrency: usize, op: F) -> Figure
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    if ops.is_empty() {
+        return Figure::default();
+    }
+    let next = Arc::new(AtomicUsize::new(ops.start));
     let start = Instant::now();
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
@@ -188,7 +221,7 @@ where
                 let mut latencies = Vec::new();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= ops {
+                    if i >= ops.end {
                         break latencies;
                     }
                     let t = Instant::now();
@@ -198,7 +231,7 @@ where
             })
         })
         .collect();
-    let mut latencies = Vec::with_capacity(ops);
+    let mut latencies = Vec::with_capacity(ops.len());
     for w in workers {
         latencies.extend(w.await.unwrap());
     }
@@ -281,9 +314,9 @@ fn direct_op(store: &Store, accounts: &Arc<Vec<(i64, String)>>, tag: &'static st
 
 /// The raw limit: one single-row INSERT per transaction, committed with the server's
 /// durability, `concurrency` at a time, into the wallet's own ledger table.
-async fn raw_commits(store: &Store, account: i64, ops: usize, concurrency: usize) -> Figure {
+async fn raw_commits(store: &Store, account: i64, load: Load) -> Figure {
     let store = store.clone();
-    drive(ops, concurrency, move |i| {
+    drive(load, move |i| {
         let store = store.clone();
         async move {
             let mut tx = store.begin().await.unwrap();
