@@ -75,6 +75,21 @@ async fn assert_ledger_matches(store: &Store, id: i64) {
     assert!(!a.balances.bonus.is_negative() && !a.balances.deposited.is_negative() && !a.balances.winnings.is_negative());
 }
 
+/// Every stored game-server request with a ledger entry names an entry of its own account made for
+/// its own transaction id (the foreign key checks only that the entry exists: another request's
+/// would pass). Answers how many requests there are.
+async fn assert_requests_name_their_entries(store: &Store) -> i64 {
+    let broken: Vec<(String, String)> = sqlx::query_as(
+        "SELECT r.game_server, r.txn_id FROM wallet_requests r WHERE r.ledger_id IS NOT NULL AND NOT EXISTS ( \
+         SELECT 1 FROM wallet_ledger l WHERE l.id = r.ledger_id AND l.account_id = r.account_id AND l.reference = r.txn_id)",
+    )
+    .fetch_all(store.read())
+    .await
+    .unwrap();
+    assert!(broken.is_empty(), "requests naming entries that are not theirs: {broken:?}");
+    sqlx::query_scalar("SELECT COUNT(*) FROM wallet_requests").fetch_one(store.read()).await.unwrap()
+}
+
 async fn stakes_come_from_bonus_then_deposits_then_winnings(backend: Backend) {
     let Some((_db, store)) = setup(backend).await else { return };
     let (id, token) = funded(&store, 1, 1000).await;
@@ -296,6 +311,8 @@ async fn a_random_workload_leaves_the_ledger_equal_to_the_balances(backend: Back
     for (id, _) in accounts.iter() {
         assert_ledger_matches(&store, *id).await;
     }
+    let requests = assert_requests_name_their_entries(&store).await;
+    assert!(requests > (ops / 2) as i64, "the workload stored its game-server requests ({requests})");
 }
 
 /// The same, through the group commit as the API sends them: with four session tokens of the one
